@@ -1,0 +1,388 @@
+"""Run configuration: the three scales, the per-chapter knobs, seeding, device and data directory.
+
+Every notebook of the book starts the same way (explained in ``book/getting_started.ipynb``)::
+
+    # parameters cell (tagged "parameters"): plain values only
+    scale = None
+    device = None
+    seed = None
+    n_events = None
+
+    # next cell
+    cfg = hepnb.resolve(scale, chapter="getting_started", device=device, seed=seed, n_events=n_events)
+
+``resolve`` picks the scale as ``scale or $HEPNB_SCALE or "book"``, takes that scale's values for the chapter's
+knobs, and lets every override that is not ``None`` win. Keeping the parameters cell free of computation matters:
+papermill injects its ``-p`` values in a new cell *after* the parameters cell, so anything computed inside the
+parameters cell would silently ignore them.
+
+The three scales:
+
+``smoke``  CI: every notebook end to end in under 3 minutes on 2 CPU cores. Proves the code runs.
+``book``   The default build: shows each paper's effects on a laptop CPU, each chapter within 15 minutes once its
+           data are cached.
+``paper``  The papers' own settings; meant for a GPU via ``make paper`` (papermill ``-p scale paper -p device cuda``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCALES: tuple[str, ...] = ("smoke", "book", "paper")
+DEFAULT_SCALE = "book"
+SCALE_ENV = "HEPNB_SCALE"
+DATA_ENV = "HEPNB_DATA"
+PUBLIC_DATA_ENV = "HEPNB_PUBLIC_DATA"
+MAX_SEED = 2**32 - 1  # numpy's legacy global generator accepts seeds in [0, 2**32)
+
+
+class ConfigError(ValueError):
+    """A scale, knob or value that hepnb cannot use; the message names the offending input."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tunable quantity with its value at each scale.
+
+    ``kind`` says what values are legal:
+    ``count``    integer >= 1 (sizes, epochs, repetitions, workers)
+    ``seed``     integer in [0, 2**32)
+    ``positive`` real number > 0 (learning rates, radii)
+    ``fraction`` real number in (0, 1]
+    ``device``   ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
+    """
+
+    kind: str
+    smoke: Any
+    book: Any
+    paper: Any
+    doc: str
+
+    def at(self, scale: str) -> Any:
+        return getattr(self, scale)
+
+
+# Knobs every chapter has.
+COMMON: dict[str, Knob] = {
+    "seed": Knob("seed", 0, 0, 0, "base random seed (python, numpy, torch, Pythia seeds derive from it)"),
+    "device": Knob("device", "cpu", "auto", "auto", "torch device; 'auto' picks cuda when available"),
+}
+
+# Per-chapter knobs. Chapter issues own their values; paper-scale values follow the paper named in the doc.
+CHAPTERS: dict[str, dict[str, Knob]] = {
+    "getting_started": {
+        "n_events": Knob("count", 50, 500, 5000, "HZ(->bb nunu) events clustered for the jet-mass spectrum"),
+    },
+    "data": {
+        "n_events": Knob("count", 300, 20_000, 500_000,
+                         "hard events per class, each re-showered in 5 variations (paper 000: 500k jets/class)"),
+        "workers": Knob("count", 2, 2, 16, "generator worker processes"),
+    },
+    "adversarial": {
+        "n_jets": Knob("count", 400, 20_000, 500_000, "jets per class (paper 000, Table VII: 500k)"),
+        "epochs": Knob("count", 2, 20, 100, "training epochs per model"),
+        "seeds": Knob("count", 1, 3, 5, "independent trainings per method (paper 000: 5)"),
+        "batch_size": Knob("count", 128, 128, 128, "minibatch size (paper 000, Table VII)"),
+        "lr": Knob("positive", 1e-4, 1e-4, 1e-4, "AdamW learning rate (paper 000, Table VII)"),
+    },
+    "symmetry": {
+        "n_events": Knob("count", 1_000, 20_000, 200_000,
+                         "dimuon events per class (paper 001: small set 20,000 events)"),
+        "epochs": Knob("count", 2, 30, 100, "training epochs (paper 001: 100)"),
+        "seeds": Knob("count", 1, 3, 5, "independent trainings per model"),
+        "batch_size": Knob("count", 128, 128, 128, "minibatch size (paper 001: 128)"),
+    },
+    "simplicity": {
+        "n_jets": Knob("count", 500, 20_000, 500_000, "1 TeV jets per class"),
+        "epochs": Knob("count", 2, 30, 100, "training epochs (paper 002: 100)"),
+        "seeds": Knob("count", 1, 3, 3, "independent trainings per model (paper 002: 3)"),
+        "lr": Knob("positive", 5e-3, 5e-3, 5e-3, "Adam learning rate (paper 002: 0.005)"),
+        "seal_lambda": Knob("positive", 1.0, 1.0, 1.0, "weight of the soft Lorentz-symmetry loss term"),
+    },
+    "rs3l": {
+        "n_pretrain": Knob("count", 500, 20_000, 5_000_000, "hard events for contrastive pre-training (paper 004: 5M)"),
+        "n_finetune": Knob("count", 500, 20_000, 3_000_000, "labelled jets for fine-tuning (paper 004: 3M)"),
+        "pretrain_epochs": Knob("count", 1, 20, 100, "contrastive pre-training epochs"),
+        "finetune_epochs": Knob("count", 1, 20, 50, "fine-tuning epochs"),
+        "temperature": Knob("positive", 0.1, 0.1, 0.1, "NT-Xent temperature (paper 004: 0.1)"),
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scale
+
+
+def resolve_scale(scale: str | None = None) -> str:
+    """Return ``scale or $HEPNB_SCALE or "book"``, raising :class:`ConfigError` for an unknown name.
+
+    Explained in ``book/getting_started.ipynb``.
+    """
+    source = "the scale argument"
+    if scale is None or scale == "":
+        env = os.environ.get(SCALE_ENV, "").strip()
+        if env:
+            scale, source = env, f"${SCALE_ENV}"
+        else:
+            scale, source = DEFAULT_SCALE, "the default"
+    if not isinstance(scale, str):
+        raise ConfigError(f"scale must be a string, one of {SCALES}; got {scale!r} from {source}")
+    name = scale.strip().lower()
+    if name not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r} (from {source}); choose one of {', '.join(SCALES)}")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# values
+
+
+def _check_value(name: str, kind: str, value: Any) -> Any:
+    """Validate ``value`` for a knob of ``kind``; return it normalised (e.g. 1e5 -> 100000)."""
+
+    def fail(what: str) -> ConfigError:
+        return ConfigError(f"{name}={value!r} is not valid: {what}")
+
+    if kind in ("count", "seed"):
+        if isinstance(value, bool):
+            raise fail("expected an integer, got a bool")
+        if isinstance(value, float):
+            if not math.isfinite(value) or not value.is_integer():
+                raise fail("expected a whole number")
+            value = int(value)
+        if not isinstance(value, (int, np.integer)):
+            raise fail(f"expected an integer, got {type(value).__name__}")
+        value = int(value)
+        if kind == "count" and value < 1:
+            raise fail("must be at least 1")
+        if kind == "seed" and not 0 <= value <= MAX_SEED:
+            raise fail(f"seed must lie in [0, {MAX_SEED}]")
+        return value
+    if kind in ("positive", "fraction"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise fail(f"expected a number, got {type(value).__name__}")
+        value = float(value)
+        if not math.isfinite(value) or value <= 0:
+            raise fail("must be a finite number > 0")
+        if kind == "fraction" and value > 1:
+            raise fail("must lie in (0, 1]")
+        return value
+    if kind == "device":
+        if not isinstance(value, str):
+            raise fail("expected a device name such as 'auto', 'cpu' or 'cuda'")
+        return value.strip().lower()
+    raise AssertionError(f"knob {name} has unknown kind {kind!r}")  # a registry bug, not user input
+
+
+def resolve_device(choice: str = "auto") -> str:
+    """Turn a device choice into a torch device string.
+
+    ``auto`` gives ``cuda`` when a CUDA GPU is usable, else ``mps`` on Apple silicon, else ``cpu``. Asking for
+    ``cuda`` on a machine without one raises :class:`ConfigError` instead of failing later inside torch.
+    Explained in ``book/getting_started.ipynb``.
+    """
+    import torch
+
+    choice = _check_value("device", "device", choice)
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if choice == "cpu":
+        return "cpu"
+    if choice == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError("device 'mps' requested but torch.backends.mps is not available on this machine")
+        return "mps"
+    if choice == "cuda" or choice.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {choice!r} requested but torch.cuda.is_available() is False "
+                f"(torch {torch.__version__}); use device='auto' or 'cpu' on this machine"
+            )
+        if choice != "cuda":
+            index = choice.split(":", 1)[1]
+            if not index.isdigit() or int(index) >= torch.cuda.device_count():
+                raise ConfigError(f"device {choice!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return choice
+    raise ConfigError(f"unknown device {choice!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# directories
+
+
+def repo_root() -> Path | None:
+    """The hepnb checkout this package was imported from, or ``None`` for a non-editable install."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "hepnb" / "config.py").is_file():
+        return root
+    return None
+
+
+def _directory(path: Path, what: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} exists but is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path:
+    """Where generated data and checkpoints are cached: ``$HEPNB_DATA``, else ``<repo>/data``.
+
+    Outside a checkout (a non-editable install) the fallback is ``~/.cache/hepnb``. The directory is created if
+    missing. Explained in ``book/getting_started.ipynb`` and ``data/README.md``.
+    """
+    env = os.environ.get(DATA_ENV, "").strip()
+    if env:
+        return _directory(Path(env).expanduser().resolve(), f"${DATA_ENV}")
+    root = repo_root()
+    base = root / "data" if root is not None else Path.home() / ".cache" / "hepnb"
+    return _directory(base, "data directory")
+
+
+def public_data_dir() -> Path:
+    """Where a user's copies of the public datasets live: ``$HEPNB_PUBLIC_DATA``, else ``<data_dir>/public``.
+
+    This only locates the folder (creating nothing); the loaders of each dataset say which files they expect.
+    See ``data/README.md``.
+    """
+    env = os.environ.get(PUBLIC_DATA_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else data_dir() / "public"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the resolved configuration
+
+
+class Config(Mapping):
+    """The resolved settings of one notebook run: read-only, attribute or key access.
+
+    ``cfg.scale``, ``cfg.chapter``, ``cfg.seed``, ``cfg.device`` (a torch device string, never ``auto``),
+    ``cfg.data_dir`` and every knob of the chapter (``cfg.n_events`` ...). ``cfg.overridden`` names the knobs
+    that did not come from the scale's table. Explained in ``book/getting_started.ipynb``.
+    """
+
+    def __init__(self, scale: str, chapter: str | None, values: dict[str, Any], overridden: frozenset[str],
+                 data_dir: Path):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "chapter", chapter)
+        object.__setattr__(self, "overridden", overridden)
+        object.__setattr__(self, "data_dir", data_dir)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"Config has no setting {name!r}; it has {', '.join(self._values)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Config is read-only; pass overrides to hepnb.resolve() instead")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict of scale, chapter and every value (for logging and checkpoint hashing)."""
+        return {"scale": self.scale, "chapter": self.chapter, **self._values}
+
+    def __repr__(self) -> str:
+        width = max(len(k) for k in ("scale", "chapter", "data_dir", *self._values))
+        rows = [f"{'scale':<{width}}  {self.scale}", f"{'chapter':<{width}}  {self.chapter}"]
+        for key, value in self._values.items():
+            note = "   (override)" if key in self.overridden else ""
+            rows.append(f"{key:<{width}}  {value}{note}")
+        rows.append(f"{'data_dir':<{width}}  {self.data_dir}")
+        return "\n".join(rows)
+
+
+def knobs(chapter: str | None = None) -> dict[str, Knob]:
+    """The knobs a chapter has (the common ones first); ``chapter=None`` gives only the common ones."""
+    if chapter is None:
+        return dict(COMMON)
+    if chapter not in CHAPTERS:
+        raise ConfigError(f"unknown chapter {chapter!r}; known chapters: {', '.join(CHAPTERS)}")
+    return {**COMMON, **CHAPTERS[chapter]}
+
+
+def resolve(scale: str | None = None, chapter: str | None = None, **overrides: Any) -> Config:
+    """Resolve one run's settings: scale, then the scale's knob values, then non-``None`` overrides.
+
+    ``scale`` -- ``"smoke"``, ``"book"`` or ``"paper"``; ``None`` means ``$HEPNB_SCALE`` or ``"book"``.
+    ``chapter`` -- whose knobs to include (see :data:`CHAPTERS`); ``None`` gives only ``seed`` and ``device``.
+    ``overrides`` -- knob values that replace the scale's; ``None`` values are ignored, so a notebook can pass its
+    parameters straight through. An unknown knob or a nonsense value raises :class:`ConfigError`.
+
+    The returned ``device`` is resolved (``auto`` becomes ``cuda``/``mps``/``cpu``). Explained in
+    ``book/getting_started.ipynb``.
+    """
+    name = resolve_scale(scale)
+    table = knobs(chapter)
+    unknown = sorted(set(overrides) - set(table))
+    if unknown:
+        where = f"chapter {chapter!r}" if chapter else "resolve() without a chapter"
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {where}; known: {', '.join(table)}")
+    values: dict[str, Any] = {}
+    overridden = set()
+    for key, knob in table.items():
+        value = overrides.get(key)
+        if value is None:
+            value = knob.at(name)
+        else:
+            overridden.add(key)
+        values[key] = _check_value(key, knob.kind, value)
+    values["device"] = resolve_device(values["device"])
+    return Config(name, chapter, values, frozenset(overridden), data_dir())
+
+
+def scale_table(chapter: str | None = None) -> list[dict[str, Any]]:
+    """Rows ``{knob, smoke, book, paper, meaning}`` for one chapter, or every chapter when ``None``.
+
+    Used by the book to show what each scale means; explained in ``book/getting_started.ipynb``.
+    """
+    groups = [(chapter, knobs(chapter))] if chapter else [("(all)", COMMON), *CHAPTERS.items()]
+    rows = []
+    for name, table in groups:
+        for key, knob in table.items():
+            rows.append({"chapter": name, "knob": key, "smoke": knob.smoke, "book": knob.book,
+                         "paper": knob.paper, "meaning": knob.doc})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# seeding
+
+
+def set_seed(seed: int) -> np.random.Generator:
+    """Seed python's ``random``, numpy's global generator and torch (CPU and every CUDA device).
+
+    Returns a fresh ``numpy.random.Generator`` seeded with the same value, for code that prefers an explicit
+    generator. Same seed, same CPU results: this is what makes the book's numbers reproducible. Explained in
+    ``book/getting_started.ipynb``.
+    """
+    seed = _check_value("seed", "seed", seed)
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return np.random.default_rng(seed)

@@ -1,0 +1,102 @@
+"""A quiet, seeded Pythia 8 and batched generation; explained in ``book/getting_started.ipynb``.
+
+Generation uses ``Pythia.nextBatch``, which returns a whole batch of events as an awkward array (the fast path of
+``../shared/DESIGN.md`` section 4), never a per-particle Python loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from tqdm import tqdm  # the text bar: widget bars need ipywidgets and do not render in the book
+
+MAX_PYTHIA_SEED = 900_000_000  # Pythia's Random:seed: 1 .. 900 000 000 (0 means "seed from the clock")
+NEUTRINOS = (12, 14, 16)
+
+
+class GeneratorError(RuntimeError):
+    """Pythia rejected a setting, failed to initialise, or was asked for something impossible."""
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A Pythia seed in [1, 900 000 000] derived from a base seed and any labels (process, shard, ...).
+
+    Stable across processes, machines and Python versions (SHA-256 of the text, not ``hash()``), and never 0,
+    which Pythia would read as "seed from the clock".
+    """
+    text = "|".join(map(str, (int(seed), *keys))).encode()
+    return 1 + int.from_bytes(hashlib.sha256(text).digest()[:8], "big") % MAX_PYTHIA_SEED
+
+
+def make_pythia(settings: Sequence[str], seed: int) -> Any:
+    """Build and initialise a ``pythia8mc.Pythia`` with printing off, seeded with ``seed`` (1 .. 900 000 000).
+
+    Every setting string is checked: one Pythia does not recognise raises :class:`GeneratorError` naming it
+    (Pythia itself would only print a warning and carry on, or abort ``init``).
+    """
+    import pythia8mc
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 1 <= seed <= MAX_PYTHIA_SEED:
+        raise GeneratorError(f"Pythia seed must be an integer in [1, {MAX_PYTHIA_SEED}] (0 would mean a clock "
+                             f"seed), got {seed!r}; derive one with hepnb.generate.derive_seed")
+    pythia = pythia8mc.Pythia("", False)  # False: no banner
+    for setting in ("Print:quiet = on", "Random:setSeed = on", f"Random:seed = {int(seed)}", *settings):
+        if not pythia.readString(setting):
+            raise GeneratorError(f"Pythia rejected the setting {setting!r}")
+    if not pythia.init():
+        raise GeneratorError("Pythia failed to initialise with settings:\n  " + "\n  ".join(settings))
+    return pythia
+
+
+def generate_events(pythia: Any, n_events: int, batch_size: int = 1000, progress: bool = True) -> ak.Array:
+    """Generate ``n_events`` successful events as one awkward array (fields ``prt`` and ``info``).
+
+    Events Pythia fails to generate (``None`` under ``nextBatch(..., "none")``) are dropped and replaced by
+    further batches until ``n_events`` are in hand; more than 10% failures raise :class:`GeneratorError`.
+    """
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
+        raise GeneratorError(f"n_events must be a positive integer, got {n_events!r}")
+    if batch_size < 1:
+        raise GeneratorError(f"batch_size must be positive, got {batch_size!r}")
+    chunks, have, tried = [], 0, 0
+    with tqdm(total=int(n_events), desc="Pythia events", unit="ev", disable=not progress, leave=False,
+              delay=2.0) as bar:
+        while have < n_events:
+            n = min(batch_size, n_events - have)
+            batch = pythia.nextBatch(n, "none")
+            tried += n
+            batch = batch[~ak.is_none(batch, axis=0)]
+            chunks.append(batch)
+            have += len(batch)
+            bar.update(len(batch))
+            if tried - have > max(10, 0.1 * tried):
+                raise GeneratorError(f"Pythia failed {tried - have} of {tried} events; check the settings")
+    return ak.concatenate(chunks)[:n_events]
+
+
+def visible_final_state(events: ak.Array, particle_data: Any) -> ak.Array:
+    """The detector-visible final state: status > 0, neutrinos removed.
+
+    Returns per-event records ``px, py, pz, E`` (GeV, vector ``Momentum4D`` behaviour), ``pid`` and ``charge``
+    (units of e, looked up once per species in ``particle_data``, i.e. ``pythia.particleData``).
+    """
+    import vector
+
+    vector.register_awkward()
+    prt = events.prt
+    absid = abs(prt.id)
+    keep = prt.status > 0
+    for nu in NEUTRINOS:
+        keep = keep & (absid != nu)
+    fs = prt[keep]
+    pid = fs.id
+    species = np.unique(ak.to_numpy(ak.flatten(pid)))
+    charges = np.array([particle_data.charge(int(s)) for s in species], dtype=np.float32)
+    flat = ak.to_numpy(ak.flatten(pid))
+    charge = ak.unflatten(charges[np.searchsorted(species, flat)], ak.num(pid))
+    return ak.zip({"px": fs.p.px, "py": fs.p.py, "pz": fs.p.pz, "E": fs.p.e, "pid": pid, "charge": charge},
+                  with_name="Momentum4D")

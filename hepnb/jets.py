@@ -1,0 +1,70 @@
+"""Jet clustering with FastJet's awkward interface; explained in ``book/getting_started.ipynb``.
+
+FastJet prints a citation banner on its first clustering; hepnb silences it and the book cites FastJet
+(Cacciari, Salam, Soyez, EPJC 72 (2012) 1896) instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+ALGORITHMS = ("antikt", "kt", "cambridge")
+_banner_shown = False
+
+
+@contextlib.contextmanager
+def _quiet_stdout_fd() -> Iterator[None]:
+    """Send C-level stdout (file descriptor 1) to /dev/null for the duration of the block."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+
+
+def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm: str = "antikt"
+            ) -> tuple[ak.Array, ak.Array]:
+    """Cluster each event's particles into jets.
+
+    ``particles``: per-event records with ``px, py, pz, E`` (GeV), as from
+    :func:`hepnb.generate.visible_final_state`. Returns ``(jets, constituents)``: jets as ``Momentum4D`` records
+    ``px, py, pz, E`` ordered by decreasing pT, and for each jet the indices of its particles in ``particles``
+    (same jet order). Jets below ``ptmin`` GeV are dropped.
+    """
+    import fastjet
+    import vector
+
+    global _banner_shown
+    vector.register_awkward()
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown jet algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+    if not 0 < R < 10:
+        raise ValueError(f"jet radius R must lie in (0, 10), got {R!r}")
+    if ptmin < 0:
+        raise ValueError(f"ptmin must be >= 0, got {ptmin!r}")
+    algo = {"antikt": fastjet.antikt_algorithm, "kt": fastjet.kt_algorithm,
+            "cambridge": fastjet.cambridge_algorithm}[algorithm]
+    inputs = ak.zip({k: ak.values_astype(particles[k], np.float64) for k in ("px", "py", "pz", "E")},
+                    with_name="Momentum4D")
+    quiet = contextlib.nullcontext() if _banner_shown else _quiet_stdout_fd()
+    with quiet:
+        sequence = fastjet.ClusterSequence(inputs, fastjet.JetDefinition(algo, float(R)))
+        jets = sequence.inclusive_jets(min_pt=float(ptmin))
+        constituents = sequence.constituent_index(min_pt=float(ptmin))
+    _banner_shown = True
+    jets = ak.zip({k: jets[k] for k in ("px", "py", "pz", "E")}, with_name="Momentum4D")
+    order = ak.argsort(jets.pt, axis=1, ascending=False)
+    return jets[order], constituents[order]
