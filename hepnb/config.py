@@ -293,6 +293,8 @@ class Config(Mapping):
         return len(self._values)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # no knob starts with "_"; keeps copy/pickle from recursing before __init__
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
@@ -300,6 +302,9 @@ class Config(Mapping):
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Config is read-only; pass overrides to hepnb.resolve() instead")
+
+    def __reduce__(self) -> tuple:
+        return (Config, (self.scale, self.chapter, self._values, self.overridden, self.data_dir))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict of scale, chapter and every value (for logging and checkpoint hashing)."""

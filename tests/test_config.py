@@ -190,3 +190,12 @@ def test_scale_table_lists_every_knob():
     assert listed == expected
     one = config.scale_table("symmetry")
     assert [r["knob"] for r in one] == [*COMMON, *CHAPTERS["symmetry"]]
+
+
+def test_config_survives_pickle_and_copy():
+    import copy
+    import pickle
+
+    cfg = resolve("smoke", chapter="symmetry", epochs=4)
+    for clone in (pickle.loads(pickle.dumps(cfg)), copy.deepcopy(cfg)):
+        assert clone.as_dict() == cfg.as_dict() and clone.overridden == cfg.overridden
