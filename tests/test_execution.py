@@ -60,6 +60,12 @@ def _mini_book(tmp_path, source):
                                   metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
     nbformat.write(nb, tmp_path / "book" / "page.ipynb")
+    # files the book must ignore: caches (pytest writes .pytest_cache/README.md) and pages outside the toc
+    (tmp_path / ".pytest_cache").mkdir()
+    (tmp_path / ".pytest_cache" / "README.md").write_text("# pytest cache\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "README.md").write_text("# data\n")
+    (tmp_path / "README.md").write_text("# repo readme\n")
     return subprocess.run([BIN / "jupyter-book", "build", tmp_path, "--builder", "html", "--warningiserror",
                            "--keep-going"], capture_output=True, text=True, env=_env())
 
