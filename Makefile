@@ -19,7 +19,7 @@ help:
 	@echo "make book    install, execute every chapter at book scale, render $(BUILD)/html (SCALE=smoke for a quick build)"
 	@echo "make test    install, run the unit tests and every notebook under nbval at smoke scale"
 	@echo "make paper   run every notebook at paper scale with papermill into $(PAPER_OUT)/ (NB=one.ipynb, DEVICE=cuda)"
-	@echo "make clean   remove $(BUILD), $(PAPER_OUT) and caches (not .venv, not data/)"
+	@echo "make clean   remove $(BUILD) and caches (never .venv, data/ or the paper-scale outputs in runs/)"
 
 install: $(STAMP)
 
@@ -61,5 +61,5 @@ clean-book:
 	rm -rf $(BUILD)
 
 clean: clean-book
-	rm -rf $(PAPER_OUT) .pytest_cache
+	rm -rf .pytest_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
