@@ -13,7 +13,7 @@ BUILD  ?= _build
 # Make the venv's own `python3` kernel the one Jupyter finds first, whatever else is installed on the machine.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: help install book test paper unit clean clean-book
+.PHONY: help install book test paper clean clean-book
 
 help:
 	@echo "make book    install, execute every chapter at book scale, render $(BUILD)/html (SCALE=smoke for a quick build)"
@@ -41,9 +41,6 @@ book: $(STAMP)
 		|| exit 1; \
 	echo "$$key" > $(BUILD)/.hepnb-inputs
 	@echo "book at $(BUILD)/html/index.html (scale $(SCALE))"
-
-unit: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest tests
 
 test: $(STAMP)
 	HEPNB_SCALE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests book

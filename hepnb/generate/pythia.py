@@ -94,9 +94,9 @@ def visible_final_state(events: ak.Array, particle_data: Any) -> ak.Array:
         keep = keep & (absid != nu)
     fs = prt[keep]
     pid = fs.id
-    species = np.unique(ak.to_numpy(ak.flatten(pid)))
-    charges = np.array([particle_data.charge(int(s)) for s in species], dtype=np.float32)
     flat = ak.to_numpy(ak.flatten(pid))
+    species = np.unique(flat)
+    charges = np.array([particle_data.charge(int(s)) for s in species], dtype=np.float32)
     charge = ak.unflatten(charges[np.searchsorted(species, flat)], ak.num(pid))
     return ak.zip({"px": fs.p.px, "py": fs.p.py, "pz": fs.p.pz, "E": fs.p.e, "pid": pid, "charge": charge},
                   with_name="Momentum4D")
