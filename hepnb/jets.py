@@ -7,31 +7,14 @@ FastJet prints a citation banner on its first clustering; hepnb silences it and 
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-from collections.abc import Iterator
 
 import awkward as ak
 import numpy as np
 
+from hepnb.quiet import captured_stdout_fd
+
 ALGORITHMS = ("antikt", "kt", "cambridge")
 _banner_shown = False
-
-
-@contextlib.contextmanager
-def _quiet_stdout_fd() -> Iterator[None]:
-    """Send C-level stdout (file descriptor 1) to /dev/null for the duration of the block."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 1)
-    finally:
-        os.close(saved)
 
 
 def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm: str = "antikt"
@@ -58,7 +41,7 @@ def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm:
             "cambridge": fastjet.cambridge_algorithm}[algorithm]
     inputs = ak.zip({k: ak.values_astype(particles[k], np.float64) for k in ("px", "py", "pz", "E")},
                     with_name="Momentum4D")
-    quiet = contextlib.nullcontext() if _banner_shown else _quiet_stdout_fd()
+    quiet = contextlib.nullcontext() if _banner_shown else captured_stdout_fd()
     with quiet:
         sequence = fastjet.ClusterSequence(inputs, fastjet.JetDefinition(algo, float(R)))
         jets = sequence.inclusive_jets(min_pt=float(ptmin))

@@ -36,6 +36,16 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "PhaseSpace:pTHatMin = 400",
         "PhaseSpace:pTHatMax = 600",
     ),
+    # W(-> q qbar') recoiling against Z -> nu nu: the out-of-distribution signal jets of paper 004 (Sec. III B 2).
+    "wz_qq": (
+        "WeakDoubleBoson:ffbar2ZW = on",
+        "24:onMode = off",
+        "24:onIfAny = 1 2 3 4 5",
+        "23:onMode = off",
+        "23:onIfAny = 12 14 16",
+        "PhaseSpace:pTHatMin = 400",
+        "PhaseSpace:pTHatMax = 600",
+    ),
 }
 
 

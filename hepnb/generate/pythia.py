@@ -14,6 +14,8 @@ import awkward as ak
 import numpy as np
 from tqdm import tqdm  # the text bar: widget bars need ipywidgets and do not render in the book
 
+from hepnb.quiet import captured_stdout_fd
+
 MAX_PYTHIA_SEED = 900_000_000  # Pythia's Random:seed: 1 .. 900 000 000 (0 means "seed from the clock")
 NEUTRINOS = (12, 14, 16)
 
@@ -47,8 +49,11 @@ def make_pythia(settings: Sequence[str], seed: int) -> Any:
     for setting in ("Print:quiet = on", "Random:setSeed = on", f"Random:seed = {int(seed)}", *settings):
         if not pythia.readString(setting):
             raise GeneratorError(f"Pythia rejected the setting {setting!r}")
-    if not pythia.init():
-        raise GeneratorError("Pythia failed to initialise with settings:\n  " + "\n  ".join(settings))
+    with captured_stdout_fd() as log:  # Vincia prints a banner at init even with Print:quiet = on
+        ok = pythia.init()
+    if not ok:
+        raise GeneratorError("Pythia failed to initialise with settings:\n  " + "\n  ".join(settings)
+                             + "\nPythia said:\n" + log.text[-3000:])
     return pythia
 
 
@@ -81,8 +86,9 @@ def generate_events(pythia: Any, n_events: int, batch_size: int = 1000, progress
 def visible_final_state(events: ak.Array, particle_data: Any) -> ak.Array:
     """The detector-visible final state: status > 0, neutrinos removed.
 
-    Returns per-event records ``px, py, pz, E`` (GeV, vector ``Momentum4D`` behaviour), ``pid`` and ``charge``
-    (units of e, looked up once per species in ``particle_data``, i.e. ``pythia.particleData``).
+    Returns per-event records ``px, py, pz, E`` (GeV, vector ``Momentum4D`` behaviour), ``pid``, ``charge``
+    (units of e, looked up once per species in ``particle_data``, i.e. ``pythia.particleData``) and the production
+    vertex ``vx, vy, vz`` (mm; B/D decays displace it, see ``book/data/resimulation.ipynb``).
     """
     import vector
 
@@ -98,5 +104,8 @@ def visible_final_state(events: ak.Array, particle_data: Any) -> ak.Array:
     species = np.unique(flat)
     charges = np.array([particle_data.charge(int(s)) for s in species], dtype=np.float32)
     charge = ak.unflatten(charges[np.searchsorted(species, flat)], ak.num(pid))
-    return ak.zip({"px": fs.p.px, "py": fs.p.py, "pz": fs.p.pz, "E": fs.p.e, "pid": pid, "charge": charge},
-                  with_name="Momentum4D")
+    vertex = fs.vProd  # None where Pythia set no production vertex, i.e. the origin
+    fields = {"px": fs.p.px, "py": fs.p.py, "pz": fs.p.pz, "E": fs.p.e, "pid": pid, "charge": charge}
+    for name, component in (("vx", "px"), ("vy", "py"), ("vz", "pz")):
+        fields[name] = ak.fill_none(vertex[component], 0.0)
+    return ak.zip(fields, with_name="Momentum4D")
