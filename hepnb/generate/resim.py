@@ -1,0 +1,501 @@
+"""Re-simulation: one hard scattering, five parton showers (the RS3L recipe); explained in ``book/data/resimulation.ipynb``.
+
+The pipeline for one *shard* (a fixed number of hard events, seeded from ``(seed, class, shard)``):
+
+1. generate the hard process only (parton and hadron level off), keep events whose jet-initiating object (the H or W,
+   or the hard parton recoiling against the Z) is central, and write them to a Les Houches (LHE) file;
+2. re-shower that file once per :data:`VARIATIONS` entry (``Beams:frameType = 4``), with ISR on and MPI off in every
+   variation; a batch of events comes back as awkward arrays (``nextBatch(n, "none")``: a failed event stays a
+   ``None`` in its row, so rows stay paired);
+3. cluster anti-kT R=0.8 with FastJet, pick the jet matched (ΔR < 0.8) to the showered H/W *and both its decay
+   quarks*, or to the hard parton, inside the pT/|η|/mass window;
+4. keep a hard event only if **every** variation has its matched jet. Variations run in order on the survivors of the
+   previous one (the LHE file is filtered between them), which gives exactly that intersection at a fraction of the
+   cost, and row ``i`` of every variation is the same hard event;
+5. store up to 100 pT-ordered constituents per jet: 4-vector, charge, PDG id and production vertex.
+
+Shards are independent and pure (a function of their seed), so :func:`generate_class` can run them in worker
+processes and still return the same bytes for any worker count: shards are merged in index order and the result is
+cut at ``n_events``; workers only change how many spare shards are computed and thrown away.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from tqdm import tqdm
+
+from hepnb.generate.processes import COMMON_SETTINGS, process_settings
+from hepnb.generate.pythia import GeneratorError, derive_seed, make_pythia, visible_final_state
+from hepnb.jets import cluster
+from hepnb.sample import CLASS_NAMES, VARIATION_NAMES
+
+# Bump when the pipeline changes what it writes for the same settings: it is part of every cache file's hash.
+PIPELINE_VERSION = 1
+# Hard events per shard: 500, 1000, 2000, then 4000 each. Small first shards keep small samples cheap; big later
+# shards spread the Pythia initialisations (6 per shard, ~0.2 s each) over many events. The schedule is fixed, so the
+# bytes of a sample depend neither on the worker count nor on how many events are asked for (a smaller sample is
+# exactly the first rows of a bigger one).
+SHARD_SIZES = (500, 1000, 2000)
+SHARD_SIZE_MAX = 4000
+
+
+def shard_size(shard: int) -> int:
+    """Number of hard events of shard ``shard`` (see :data:`SHARD_SIZES`)."""
+    return SHARD_SIZES[shard] if shard < len(SHARD_SIZES) else SHARD_SIZE_MAX
+MAX_SHARDS = 100_000  # a class whose matching efficiency is ~0 must not loop forever
+
+
+@dataclass(frozen=True)
+class Variation:
+    """One shower configuration applied to the same hard events (``settings`` are added to the common ones)."""
+
+    name: str
+    description: str
+    settings: tuple[str, ...]
+
+
+# The RS3L variations (paper 004, Sec. II B; paper 000, Table I). TimeShower:renormMultFac multiplies mu_R^2, so
+# 0.5 and 2.0 are the papers' 1/sqrt(2) and sqrt(2) on the FSR renormalisation scale. Herwig 7 is not installable
+# here: variation 4 is Pythia's Vincia antenna shower (global, not sector) with a different Lund fragmentation
+# function, a stand-in that gives a visible, Herwig-like domain shift (more constituents) -- see the data chapter.
+VARIATIONS: tuple[Variation, ...] = (
+    Variation("nominal", "Pythia 8 simple shower, default tune", ()),
+    Variation("seed", "nominal settings, new random seed", ()),
+    Variation("fsr_down", "FSR renormalisation scale x 1/sqrt(2) (mu_R^2 x 0.5)", ("TimeShower:renormMultFac = 0.5",)),
+    Variation("fsr_up", "FSR renormalisation scale x sqrt(2) (mu_R^2 x 2)", ("TimeShower:renormMultFac = 2.0",)),
+    Variation("alt_shower", "stand-in for Herwig 7: Vincia antenna shower + Lund a=1.5, b=0.6",
+              ("PartonShowers:model = 2", "Vincia:sectorShower = off", "StringZ:aLund = 1.5",
+               "StringZ:bLund = 0.6")),
+)
+assert tuple(v.name for v in VARIATIONS) == VARIATION_NAMES
+
+
+@dataclass(frozen=True)
+class JetClass:
+    """A class of jets: the Pythia process and what the jet is matched to.
+
+    ``target_id`` is the PDG id of the decaying resonance (25 H, 24 W: the jet must contain it and both its decay
+    quarks), or ``None`` for QCD jets (matched to the hard parton that is not the Z).
+    """
+
+    name: str
+    process: str
+    target_id: int | None
+    description: str
+
+
+JET_CLASSES: dict[str, JetClass] = {
+    "hbb": JetClass("hbb", "hz_bb", 25, "H -> b bbar recoiling against Z -> nu nu"),
+    "qcd": JetClass("qcd", "zj_qcd", None, "quark or gluon jet recoiling against Z -> nu nu"),
+    "wqq": JetClass("wqq", "wz_qq", 24, "W -> q qbar' recoiling against Z -> nu nu"),
+}
+assert all(name in CLASS_NAMES for name in JET_CLASSES)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Hard-event and jet requirements (defaults: paper 004, Sec. II B, adapted as the data chapter explains).
+
+    ``hard_eta_max``   |η| of the H/W/parton in the hard process (paper: 0.1 at generation; 0.3 here, as each
+                       accepted central event costs 1/P(|η|<cut) hard events: 15 at 0.1, 5 at 0.3)
+    ``hard_pt_min``    pT of the H/W/parton in the hard process [GeV]. Not in the paper (its partons span 400-600
+                       GeV); a jet above ``jet_pt_min`` in all five showers essentially never comes from a softer
+                       parton (measured: 0 of 370 kept events below 454 GeV), so this skips showering hopeless events.
+    ``jet_pt_min/max`` jet pT window [GeV] (paper: > 450)
+    ``jet_eta_max``    jet |η| (paper: 0.1 with ISR off; ISR recoil, on in every variation here, moves jets by
+                       0.1-0.2 in |η|, so 0.5: E/pT <= cosh 0.5 = 1.13 instead of 1.005)
+    ``jet_mass_min``   jet mass [GeV] (paper: 10)
+    ``match_dr``       ΔR of the jet axis to the H/W, both its decay quarks, or the hard parton (paper: 0.8)
+    ``R``              anti-kT radius (paper: 0.8); ``max_constituents`` stored per jet (paper: 100)
+    """
+
+    hard_eta_max: float = 0.3
+    hard_pt_min: float = 450.0
+    jet_pt_min: float = 450.0
+    jet_pt_max: float = 1000.0
+    jet_eta_max: float = 0.5
+    jet_mass_min: float = 10.0
+    match_dr: float = 0.8
+    R: float = 0.8
+    max_constituents: int = 100
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"Selection.{name} must be a positive number, got {value!r}")
+        if self.jet_pt_max <= self.jet_pt_min:
+            raise ValueError(f"jet_pt_max ({self.jet_pt_max}) must exceed jet_pt_min ({self.jet_pt_min})")
+        if int(self.max_constituents) != self.max_constituents:
+            raise ValueError(f"max_constituents must be an integer, got {self.max_constituents!r}")
+
+
+CAND_FIELDS: tuple[str, ...] = ("px", "py", "pz", "E", "vx", "vy", "vz")
+CAND_UNITS: tuple[str, ...] = ("GeV", "GeV", "GeV", "GeV", "mm", "mm", "mm")
+
+
+def jet_class(name: str) -> JetClass:
+    """The :class:`JetClass` called ``name`` (``hbb``, ``qcd`` or ``wqq``); unknown names raise ``KeyError``."""
+    if name not in JET_CLASSES:
+        raise KeyError(f"unknown jet class {name!r}; generated classes: {', '.join(JET_CLASSES)}")
+    return JET_CLASSES[name]
+
+
+def hard_settings(cls: JetClass, sel: Selection | None = None) -> list[str]:
+    """Pythia settings of the hard-process-only step (no shower, no hadronisation).
+
+    In a 2 -> 2 scattering both outgoing particles have pT = pTHat, so ``Selection.hard_pt_min`` is applied as
+    ``PhaseSpace:pTHatMin`` (the same events as cutting afterwards, without generating the ones cut away).
+    """
+    sel = sel or Selection()
+    pt_min = max(sel.hard_pt_min, _setting_value(process_settings(cls.process), "PhaseSpace:pTHatMin", 0.0))
+    return [*process_settings(cls.process), f"PhaseSpace:pTHatMin = {pt_min:g}", "PartonLevel:all = off",
+            "HadronLevel:all = off"]
+
+
+def _setting_value(settings: Sequence[str], key: str, default: float) -> float:
+    """The last value given to ``key`` in a settings list (Pythia applies them in order)."""
+    value = default
+    for line in settings:
+        name, _, rest = line.partition("=")
+        if name.strip().lower() == key.lower():
+            value = float(rest)
+    return value
+
+
+def shower_settings(variation: Variation, lhe_path: str | os.PathLike[str]) -> list[str]:
+    """Pythia settings that re-shower the LHE file ``lhe_path`` in ``variation``."""
+    return [*COMMON_SETTINGS, "Beams:frameType = 4", f"Beams:LHEF = {os.fspath(lhe_path)}", *variation.settings]
+
+
+def settings_record(cls: JetClass, sel: Selection | None = None) -> dict[str, list[str]]:
+    """Every Pythia setting used for a class, per step (stored in file attributes, hashed for the cache name)."""
+    record = {"hard": hard_settings(cls, sel)}
+    for v in VARIATIONS:
+        record[v.name] = shower_settings(v, "<shard>.lhe")
+    return record
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# step 1: hard events -> LHE
+
+
+def _write_hard_events(cls: JetClass, seed: int, shard: int, n_hard: int, sel: Selection, lhe_path: Path
+                       ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Generate ``n_hard`` hard events passing the pT and |η| cuts into ``lhe_path``.
+
+    Returns the hard-level 4-vector (px, py, pz, E) and PDG id of the jet-initiating object per kept event, and
+    the number of hard events tried.
+    """
+    import pythia8mc
+
+    pythia = make_pythia(hard_settings(cls, sel), derive_seed(seed, cls.name, shard, "hard"))
+    info = pythia.infoPython()  # keep a reference: the writer holds a pointer into it
+    writer = pythia8mc.LHEF3FromPythia8(pythia.process, info, 15, True)
+    writer.openLHEF(os.fspath(lhe_path))
+    writer.setInit()
+    p4 = np.empty((n_hard, 4))
+    pid = np.empty(n_hard, dtype=np.int32)
+    kept = tried = 0
+    while kept < n_hard:
+        tried += 1
+        if tried > 1000 * n_hard + 1000:
+            raise GeneratorError(f"{cls.name}: fewer than 1 in 1000 hard events pass pT > {sel.hard_pt_min} GeV and "
+                                 f"|eta| < {sel.hard_eta_max}")
+        if not pythia.next():
+            continue
+        process = pythia.process
+        target = None
+        for j in (5, 6):  # the two outgoing particles of the 2 -> 2 hard scattering
+            particle = process[j]
+            ident = particle.id()
+            if (cls.target_id is None and ident not in (22, 23)) or abs(ident) == cls.target_id:
+                target = particle
+                break
+        if target is None:
+            raise GeneratorError(f"{cls.name}: no jet-initiating particle among the outgoing hard partons")
+        if target.pT() <= sel.hard_pt_min or abs(target.eta()) >= sel.hard_eta_max:
+            continue
+        p4[kept] = (target.px(), target.py(), target.pz(), target.e())
+        pid[kept] = target.id()
+        writer.setEvent()
+        kept += 1
+    writer.closeLHEF(True)
+    return p4, pid, tried
+
+
+def _split_lhe(text: str) -> tuple[str, list[str], str]:
+    """Header (up to the first event), the event blocks, and the footer of an LHE file."""
+    start = text.index("<event>")
+    end = text.rindex("</event>") + len("</event>")
+    blocks = text[start:end].split("</event>")
+    events = [b.strip("\n") + "\n</event>\n" for b in blocks if b.strip()]
+    return text[:start], events, text[end:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# step 2-3: shower one variation, cluster, match
+
+
+def _bottom_copy(index: np.ndarray, offsets: np.ndarray, d1: np.ndarray, d2: np.ndarray, pid: np.ndarray
+                 ) -> np.ndarray:
+    """Follow copies (one daughter of the same id; e.g. ISR recoil) to the last copy of a particle.
+
+    ``index`` holds one local index per event; flat arrays ``d1, d2, pid`` with event ``offsets``.
+    """
+    index = index.copy()
+    for _ in range(200):
+        g = offsets[:-1] + index
+        nxt = d1[g]
+        step = (nxt > 0) & ((d2[g] == nxt) | (d2[g] == 0))  # d2 == 0: a single daughter
+        step[step] = pid[offsets[:-1][step] + nxt[step]] == pid[g[step]]
+        if not step.any():
+            return index
+        index[step] = nxt[step]
+    raise GeneratorError("copy chain longer than 200 entries in the event record")
+
+
+def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per event: the showered jet-initiating object's (η, φ) and, for resonances, its decay products' (2, η, φ).
+
+    Read from the event record after the shower, so ISR recoil (which moves the hard system) is accounted for.
+    """
+    prt = events.prt
+    counts = ak.to_numpy(ak.num(prt.id))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    pid = ak.to_numpy(ak.flatten(prt.id))
+    d1 = ak.to_numpy(ak.flatten(prt.daughter1))
+    d2 = ak.to_numpy(ak.flatten(prt.daughter2))
+    px, py, pz = (ak.to_numpy(ak.flatten(prt.p[c])) for c in ("px", "py", "pz"))
+    id5, id6 = pid[offsets[:-1] + 5], pid[offsets[:-1] + 6]
+    if cls.target_id is None:
+        first = ~np.isin(id5, (22, 23))
+    else:
+        first = np.abs(id5) == cls.target_id
+    start = np.where(first, 5, 6)
+    bottom = _bottom_copy(start, offsets, d1, d2, pid)
+
+    def eta_phi(g: np.ndarray) -> np.ndarray:
+        pt = np.hypot(px[g], py[g])
+        return np.stack([np.arcsinh(pz[g] / np.maximum(pt, 1e-12)), np.arctan2(py[g], px[g])], axis=-1)
+
+    g = offsets[:-1] + bottom
+    target = eta_phi(g)
+    if cls.target_id is None:
+        return target, None
+    first_daughter, last_daughter = d1[g], d2[g]
+    # two decay products: daughter1 and daughter2 (either order; Pythia may list them reversed)
+    if np.any(first_daughter <= 0) or np.any(last_daughter <= 0) or np.any(first_daughter == last_daughter):
+        raise GeneratorError(f"{cls.name}: a showered resonance without two decay products")
+    products = np.stack([eta_phi(offsets[:-1] + first_daughter), eta_phi(offsets[:-1] + last_daughter)], axis=1)
+    return target, products
+
+
+def _delta_r(eta: ak.Array, phi: ak.Array, eta_phi: np.ndarray) -> ak.Array:
+    """ΔR between each jet (jagged per event) and one (η, φ) per event."""
+    dphi = (phi - eta_phi[:, 1] + np.pi) % (2 * np.pi) - np.pi
+    return np.hypot(eta - eta_phi[:, 0], dphi)
+
+
+def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_events: int, seed: int, shard: int,
+                      sel: Selection) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+    """Re-shower every event of ``lhe_path``; return which passed, their jets' arrays, and the seconds spent."""
+    t0 = time.perf_counter()
+    pythia = make_pythia(shower_settings(variation, lhe_path), derive_seed(seed, cls.name, shard, variation.name))
+    events = pythia.nextBatch(n_events, "none")
+    ok = ~ak.to_numpy(ak.is_none(events, axis=0))
+    passed = np.zeros(n_events, dtype=bool)
+    good = events[ok]
+    target, products = _targets(good, cls)
+    particles = visible_final_state(good, pythia.particleData)
+    # A jet within match_dr of the target holds only particles within ~match_dr + R of it, and anti-kT only lets
+    # particles within R of those influence it: particles further than match_dr + 2R cannot change the matched jet
+    # (checked against unpruned clustering in tests/test_resim.py), so they are not clustered.
+    near = _delta_r(particles.eta, particles.phi, target) < sel.match_dr + 2 * sel.R
+    particles = particles[near]
+    jets, constituents = cluster(particles, R=sel.R, ptmin=sel.jet_pt_min)
+    window = ((jets.pt < sel.jet_pt_max) & (abs(jets.eta) < sel.jet_eta_max) & (jets.mass > sel.jet_mass_min))
+    dr = _delta_r(jets.eta, jets.phi, target)
+    matched = window & (dr < sel.match_dr)
+    if products is not None:
+        for k in range(products.shape[1]):
+            matched = matched & (_delta_r(jets.eta, jets.phi, products[:, k]) < sel.match_dr)
+    has = ak.to_numpy(ak.any(matched, axis=1))
+    best = ak.argmin(ak.where(matched, dr, np.inf), axis=1, keepdims=True)
+    chosen = ak.flatten(constituents[best][has], axis=1)  # constituent indices of the matched jet
+    jet = ak.flatten(jets[best][has], axis=1)
+    cands = particles[has][chosen]
+    cands = cands[ak.argsort(cands.pt, axis=1, ascending=False)]
+    C = int(sel.max_constituents)
+
+    def padded(x: ak.Array, dtype: Any) -> np.ndarray:
+        return ak.to_numpy(ak.fill_none(ak.pad_none(x, C, axis=1, clip=True), 0)).astype(dtype)
+
+    arrays = {
+        "cands": np.stack([padded(cands[f], np.float32) for f in CAND_FIELDS], axis=-1),
+        "pid": padded(cands.pid, np.int32),
+        "charge": padded(cands.charge, np.int8),
+        "n_constituents": ak.to_numpy(ak.num(cands.px)).astype(np.int32),
+        "jet": np.stack([ak.to_numpy(jet[c]) for c in ("px", "py", "pz", "E")], axis=-1).astype(np.float64),
+    }
+    passed[np.flatnonzero(ok)[has]] = True
+    return passed, arrays, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one shard
+
+
+def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int | None = None,
+                   selection: Selection | None = None) -> dict[str, Any]:
+    """Run the whole pipeline for one shard; a pure function of its arguments (worker processes call it).
+
+    ``n_hard`` hard events (default :func:`shard_size`) are generated, and the ones matched in all five showers kept.
+
+    Returns the kept hard events' arrays, ``cands`` (K, V, C, 7: px, py, pz, E, vx, vy, vz), ``pid`` and
+    ``charge`` (K, V, C), ``n_constituents`` (K, V), ``jet`` (K, V, 4), ``hard_p4`` (K, 4), ``parton`` (K,),
+    ``event_id`` (K,) = ``shard * 2**20 + index of the hard event in the shard``, and ``stats`` (events showered and
+    seconds per step).
+    """
+    cls = jet_class(class_name)
+    sel = selection or Selection()
+    n_hard = shard_size(shard) if n_hard is None else int(n_hard)
+    if not 1 <= n_hard < 2**20:
+        raise ValueError(f"n_hard must be in [1, 2**20), got {n_hard}")
+    stats: dict[str, Any] = {"showered": {}, "seconds": {}, "passed": {}}
+    with tempfile.TemporaryDirectory(prefix="hepnb-lhe-") as tmp:
+        lhe = Path(tmp) / f"{class_name}-{shard}.lhe"
+        t0 = time.perf_counter()
+        hard_p4, hard_pid, tried = _write_hard_events(cls, seed, shard, n_hard, sel, lhe)
+        stats["seconds"]["hard"] = time.perf_counter() - t0
+        stats["hard_tried"] = tried
+        header, blocks, footer = _split_lhe(lhe.read_text())
+        if len(blocks) != n_hard:
+            raise GeneratorError(f"LHE file has {len(blocks)} events, expected {n_hard}")
+        alive = np.arange(n_hard)  # hard events still matched in every variation so far
+        per_variation: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+        for v, variation in enumerate(VARIATIONS):
+            if v > 0:  # re-shower only the survivors: the intersection over variations, for less work
+                lhe.write_text(header + "".join(blocks[i] for i in alive) + footer)
+            if len(alive) == 0:
+                passed, arrays, seconds = np.zeros(0, bool), None, 0.0
+            else:
+                passed, arrays, seconds = _shower_variation(cls, variation, lhe, len(alive), seed, shard, sel)
+            stats["showered"][variation.name] = int(len(alive))
+            stats["passed"][variation.name] = int(passed.sum())
+            stats["seconds"][variation.name] = seconds
+            alive = alive[passed]
+            per_variation.append((alive, arrays))
+    # keep the final survivors in every variation's arrays (each is aligned with its own survivor list)
+    out: dict[str, Any] = {}
+    C = int(sel.max_constituents)
+    empty = {"cands": np.zeros((0, C, len(CAND_FIELDS)), np.float32), "pid": np.zeros((0, C), np.int32),
+             "charge": np.zeros((0, C), np.int8), "n_constituents": np.zeros(0, np.int32),
+             "jet": np.zeros((0, 4), np.float64)}
+    for key, blank in empty.items():
+        columns = []
+        for survivors, arrays in per_variation:
+            rows = np.searchsorted(survivors, alive)
+            columns.append((arrays[key] if arrays is not None else blank)[rows])
+        out[key] = np.stack(columns, axis=1) if len(alive) else np.zeros((0, len(VARIATIONS), *blank.shape[1:]),
+                                                                          blank.dtype)
+    out["hard_p4"] = hard_p4[alive]
+    out["parton"] = hard_pid[alive]
+    out["event_id"] = (np.int64(shard) << 20) + alive.astype(np.int64)
+    out["stats"] = stats
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# many shards, in parallel, byte-reproducible
+
+
+def _merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
+    keys = [k for k in shards[0] if k != "stats"]
+    merged = {k: np.concatenate([s[k] for s in shards])[:n_events] for k in keys}
+    return merged
+
+
+def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Selection | None = None,
+                   workers: int = 1, n_hard: int | None = None, progress: bool = True
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``n_events`` hard events of one class, each with its matched jet in every variation.
+
+    Shards ``0, 1, 2, ...`` are seeded from ``(seed, class, shard)`` and merged in index order, so the arrays are
+    identical for any ``workers`` (worker processes, started with *spawn* so a notebook kernel's threads are not
+    forked). Returns the arrays (see :func:`simulate_shard`) and run statistics (shards used, events showered and
+    seconds per step summed over the used shards, wall time).
+    """
+    cls = jet_class(class_name)
+    sel = selection or Selection()
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
+        raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    t0 = time.perf_counter()
+    results: dict[int, dict[str, Any]] = {}
+    have = 0  # kept events in the contiguous run of finished shards 0..needed_prefix-1
+    next_shard = needed_prefix = 0
+
+    def prefix_total() -> tuple[int, int]:
+        """Kept events in the shortest run of finished shards 0..k-1 that reaches n_events (or all of them)."""
+        total, k = 0, 0
+        while k in results and total < n_events:
+            total += len(results[k]["event_id"])
+            k += 1
+        return total, k
+
+    bar = tqdm(total=int(n_events), desc=f"{cls.name} hard events", unit="ev", disable=not progress, delay=2.0)
+    try:
+        if workers == 1:
+            while have < n_events:
+                if next_shard >= MAX_SHARDS:
+                    raise GeneratorError(f"{cls.name}: {MAX_SHARDS} shards gave only {have} events")
+                results[next_shard] = simulate_shard(cls.name, seed, next_shard, n_hard, sel)
+                next_shard += 1
+                new, needed_prefix = prefix_total()
+                bar.update(min(new, n_events) - min(have, n_events))
+                have = new
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                running: dict[cf.Future[dict[str, Any]], int] = {}
+                while have < n_events:
+                    # keep every worker busy; the expected number of shards still needed bounds the speculation
+                    while len(running) < workers:
+                        if next_shard >= MAX_SHARDS:
+                            break
+                        running[pool.submit(simulate_shard, cls.name, seed, next_shard, n_hard, sel)] = next_shard
+                        next_shard += 1
+                    if not running:
+                        raise GeneratorError(f"{cls.name}: {MAX_SHARDS} shards gave only {have} events")
+                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        results[running.pop(future)] = future.result()
+                    new, needed_prefix = prefix_total()
+                    bar.update(min(new, n_events) - min(have, n_events))
+                    have = new
+                for future in running:
+                    future.cancel()
+    finally:
+        bar.close()
+    used = [results[k] for k in range(needed_prefix)]
+    arrays = _merge(used, int(n_events))
+    info: dict[str, Any] = {"shards": needed_prefix, "wall_seconds": time.perf_counter() - t0, "workers": workers,
+                            "hard_tried": sum(s["stats"]["hard_tried"] for s in used),
+                            "showered": {}, "passed": {}, "seconds": {}}
+    for key in ("showered", "passed", "seconds"):
+        for s in used:
+            for name, value in s["stats"][key].items():
+                info[key][name] = info[key].get(name, 0) + value
+    return arrays, info
