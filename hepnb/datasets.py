@@ -1,0 +1,232 @@
+"""PyTorch datasets and loaders over a :class:`~hepnb.sample.JetSample`.
+
+Explained in ``book/data/resimulation.ipynb``. Splits are made on the hard event (``event_id``), never on the row
+or the jet, so the shower variations of one event cannot sit in training and test at once. Features are computed
+once with :func:`hepnb.features.sample_features` and kept as float32 tensors.
+
+Two layouts: one item per (row, variation) for classifiers (``paired=False``), or one item per row holding every
+selected variation of that hard event, for contrastive learning on re-simulated pairs (``paired=True``, RS3L).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hepnb.features import sample_features
+from hepnb.sample import CLASS_NAMES, JetSample, SampleError
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    try:
+        values = tuple(fractions)
+    except TypeError:
+        raise ValueError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
+    if not values:
+        raise ValueError("fractions is empty; give one fraction per split, e.g. (0.7, 0.15, 0.15)")
+    for f in values:
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)):
+            raise ValueError(f"fractions must be numbers, got {fractions!r}")
+        if not math.isfinite(f) or f <= 0:
+            raise ValueError(f"every fraction must be a finite number > 0, got {fractions!r}")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must sum to 1, got {fractions!r} (sum {sum(values):.6g})")
+    return tuple(float(f) for f in values)
+
+
+def split_by_event(event_ids: np.ndarray, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+                   ) -> tuple[np.ndarray, ...]:
+    """Row indices of each split, made on hard events: every row sharing an ``event_id`` lands in one split.
+
+    The distinct event ids are shuffled with ``seed`` and cut at the cumulative ``fractions`` (positive, summing
+    to 1; any number of splits), so split sizes follow the fractions in hard events, and the result is the same
+    for the same ids and seed whatever the row order. Returns one sorted int64 index array per fraction.
+    Explained in ``book/data/resimulation.ipynb``.
+    """
+    fractions = _check_fractions(fractions)
+    ids = np.asarray(event_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"event_ids must be one-dimensional (one id per row), got shape {ids.shape}")
+    unique, inverse = np.unique(ids, return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    cuts = np.rint(np.cumsum(fractions) * len(unique)).astype(np.int64)
+    cuts[-1] = len(unique)
+    split_of_event = np.empty(len(unique), np.int64)
+    start = 0
+    for k, stop in enumerate(cuts):
+        split_of_event[order[start:stop]] = k
+        start = stop
+    split_of_row = split_of_event[inverse.reshape(-1)]
+    return tuple(np.flatnonzero(split_of_row == k).astype(np.int64) for k in range(len(fractions)))
+
+
+def _select_rows(sample: JetSample, rows: Any) -> np.ndarray:
+    n = len(sample)
+    if rows is None:
+        return np.arange(n, dtype=np.int64)
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        if rows.shape != (n,):
+            raise SampleError(f"a boolean row mask must have shape ({n},), got {rows.shape}")
+        return np.flatnonzero(rows).astype(np.int64)
+    if rows.size == 0:
+        return np.zeros(0, np.int64)
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+        raise SampleError(f"rows must be a 1-d array of row indices or a boolean mask, got {rows.dtype} {rows.shape}")
+    if rows.min() < -n or rows.max() >= n:
+        raise SampleError(f"row index outside 0..{n - 1}")
+    return np.unique(rows % n)
+
+
+def _select_variations(sample: JetSample, variations: Any) -> tuple[int, ...]:
+    if isinstance(variations, (str, int, np.integer)):
+        variations = (variations,)
+    if variations is None:
+        return tuple(range(sample.n_variations))
+    idx = tuple(sample.variation_index(v) for v in variations)
+    if not idx:
+        raise SampleError("variations is empty: select at least one (by index or name), or None for all")
+    return idx
+
+
+def _check_classes(sample: JetSample, classes: Any) -> tuple[str, ...]:
+    if isinstance(classes, str):
+        classes = (classes,)
+    classes = tuple(classes)
+    if len(classes) < 1:
+        raise SampleError("classes is empty: name at least one of " + ", ".join(CLASS_NAMES))
+    for name in classes:
+        if name not in CLASS_NAMES:
+            raise SampleError(f"unknown class {name!r}; known: {', '.join(CLASS_NAMES)}")
+        if name not in sample.classes:
+            raise SampleError(f"class {name!r} is absent from the sample (it holds: {', '.join(sample.classes)})")
+    if len(set(classes)) != len(classes):
+        raise SampleError(f"classes lists a class twice: {classes}")
+    return classes
+
+
+class JetDataset(Dataset):
+    """Jets of a :class:`~hepnb.sample.JetSample` as float32 tensors for PyTorch.
+
+    ``rows``: sample rows to use (indices, repeats ignored, or a boolean mask; ``None`` = all). ``variations``:
+    which shower variations, by index or name. ``classes``: class names from :data:`hepnb.sample.CLASS_NAMES`;
+    the target ``y`` is the position in ``classes`` (``("qcd", "hbb")``: 0 for QCD, 1 for H->bb) and rows of
+    other classes are dropped. ``max_constituents``: the hardest ``C`` constituents are kept (``None`` = all).
+    ``balance``: downsample every class to the smallest class's number of rows (hard events), seeded by ``seed``.
+
+    ``paired=False``: one item per (row, variation), ``len = rows * V``, each a dict of ``x`` (C, 15), ``jet``
+    (2,), ``mask`` (C,) bool, ``y`` (float32 scalar), ``variation`` (the sample's axis-1 index) and ``row`` (the
+    sample row). ``paired=True`` (contrastive learning): one item per row with ``x`` (V, C, 15), ``jet`` (V, 2),
+    ``mask`` (V, C), ``y`` and ``row``.
+
+    Attributes: ``rows`` (sample row of each kept row), ``variations`` (their names), ``variation_indices``,
+    ``classes``, ``n_per_class`` (kept rows per class), ``labels`` (target per kept row), and the feature tensors
+    ``x`` (R, V, C, 15), ``jet`` (R, V, 2), ``mask`` (R, V, C), ``y`` (R,). Explained in
+    ``book/data/resimulation.ipynb``.
+    """
+
+    def __init__(self, sample: JetSample, rows: Any = None, variations: Any = (0,),
+                 classes: Sequence[str] = ("qcd", "hbb"), max_constituents: int | None = 100, balance: bool = True,
+                 paired: bool = False, seed: int = 0):
+        if max_constituents is not None and (isinstance(max_constituents, bool)
+                                             or not isinstance(max_constituents, (int, np.integer))
+                                             or max_constituents < 1):
+            raise SampleError(f"max_constituents must be an integer >= 1 or None, got {max_constituents!r}")
+        self.classes = _check_classes(sample, classes)
+        self.variation_indices = _select_variations(sample, variations)
+        self.variations = tuple(sample.variations[i] for i in self.variation_indices)
+        self.paired = bool(paired)
+
+        selected = _select_rows(sample, rows)
+        if len(selected) == 0:
+            raise SampleError("empty selection: no rows were given")
+        codes = [CLASS_NAMES.index(name) for name in self.classes]
+        labels = sample.label[selected]
+        groups = [selected[labels == code] for code in codes]
+        for name, group in zip(self.classes, groups):
+            if len(group) == 0:
+                raise SampleError(f"empty selection: class {name!r} has no rows among the {len(selected)} selected")
+        if balance:
+            rng = np.random.default_rng(seed)
+            smallest = min(len(g) for g in groups)
+            groups = [np.sort(rng.choice(g, size=smallest, replace=False)) if len(g) > smallest else g
+                      for g in groups]
+        self.n_per_class = {name: len(g) for name, g in zip(self.classes, groups)}
+        target = np.concatenate([np.full(len(g), k) for k, g in enumerate(groups)])
+        kept = np.concatenate(groups)
+        order = np.argsort(kept, kind="stable")  # keep sample order: classes interleave as in the file
+        self.rows = kept[order]
+        self.labels = target[order].astype(np.int64)
+
+        x, jet, mask = sample_features(sample.rows(self.rows), variations=list(self.variation_indices),
+                                       max_constituents=max_constituents)
+        self.x = torch.from_numpy(x)
+        self.jet = torch.from_numpy(jet)
+        self.mask = torch.from_numpy(mask)
+        self.y = torch.from_numpy(self.labels.astype(np.float32))
+
+    @property
+    def n_variations(self) -> int:
+        return len(self.variation_indices)
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.paired else len(self.rows) * self.n_variations
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        index %= n
+        if self.paired:
+            return {"x": self.x[index], "jet": self.jet[index], "mask": self.mask[index], "y": self.y[index],
+                    "row": int(self.rows[index])}
+        r, v = divmod(index, self.n_variations)
+        return {"x": self.x[r, v], "jet": self.jet[r, v], "mask": self.mask[r, v], "y": self.y[r],
+                "variation": self.variation_indices[v], "row": int(self.rows[r])}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{name}: {count}" for name, count in self.n_per_class.items())
+        layout = "paired" if self.paired else "one item per jet"
+        return (f"JetDataset({len(self.rows)} hard events [{counts}] x variations {self.variations} "
+                f"x {self.x.shape[2]} constituents; {layout}, {len(self)} items)")
+
+
+def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                 seed: int = 0, num_workers: int = 0, **dataset_kwargs: Any) -> dict[str, DataLoader]:
+    """``{"train", "val", "test"}`` DataLoaders over one sample, split by hard event.
+
+    :func:`split_by_event` on ``sample.event_id`` first, then one :class:`JetDataset` per split (so ``balance``
+    acts within each split) with ``dataset_kwargs`` (``variations``, ``classes``, ``paired`` ...). The training
+    loader shuffles with a ``torch.Generator`` seeded by ``seed``; validation and test keep their order. The same
+    sample and seed give the same batches. Explained in ``book/data/resimulation.ipynb``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+    for key in ("rows", "seed"):
+        if key in dataset_kwargs:
+            raise ValueError(f"make_loaders sets {key!r} of each split itself; do not pass it")
+    fractions = _check_fractions(fractions)
+    if len(fractions) != len(SPLIT_NAMES):
+        raise ValueError(f"make_loaders needs {len(SPLIT_NAMES)} fractions ({', '.join(SPLIT_NAMES)}), "
+                         f"got {fractions!r}")
+    splits = split_by_event(sample.event_id, fractions, seed)
+    loaders = {}
+    for name, rows in zip(SPLIT_NAMES, splits):
+        if len(rows) == 0:
+            raise SampleError(f"split {name!r} is empty: {len(np.unique(sample.event_id))} hard events are too few "
+                              f"for fractions {fractions}")
+        dataset = JetDataset(sample, rows=rows, seed=seed, **dataset_kwargs)
+        train = name == "train"
+        generator = torch.Generator().manual_seed(int(seed)) if train else None
+        loaders[name] = DataLoader(dataset, batch_size=int(batch_size), shuffle=train, generator=generator,
+                                   num_workers=int(num_workers))
+    return loaders

@@ -1,0 +1,352 @@
+"""Network inputs from 4-vectors: the 15 constituent features and 2 jet features, in numpy or torch.
+
+Explained in ``book/data/resimulation.ipynb``. The constituent features are those of paper 000 (Table II) and
+paper 004 (Table I): kinematics relative to the jet axis, charge, track impact parameters and particle-type flags.
+
+Every function takes numpy arrays *or* torch tensors (the type of ``p4`` decides) with any leading batch shape,
+``(..., C, 4)`` for constituents and ``(..., 4)`` for jets, and returns float32. The torch path runs on any device
+and is differentiable: the symmetry-loss chapter boosts the constituents on the GPU and recomputes the features
+inside the loss. Logarithms, square roots, divisions and ``atan2`` are guarded with the "double ``where``"
+pattern, so zero-padded constituents give exactly 0 and finite gradients instead of ``nan``.
+
+Conventions: 4-vectors are ``(px, py, pz, E)`` in GeV; pseudorapidity is ``asinh(pz / pT)`` (not rapidity);
+``dphi`` is wrapped to ``(-pi, pi]``; impact parameters are in mm and enter the features as ``tanh(d0 / 1 mm)``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from hepnb.sample import JetSample, SampleError
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_pt", "log_pt_rel", "log_e", "log_e_rel", "deta", "dphi", "dr", "charge",
+    "tanh_d0", "tanh_dz", "is_photon", "is_muon", "is_electron", "is_ch", "is_nh",
+)
+FEATURE_LABELS: dict[str, str] = {
+    "log_pt": r"$\log p_T$ [GeV]",
+    "log_pt_rel": r"$\log (p_T / p_T^{\rm jet})$",
+    "log_e": r"$\log E$ [GeV]",
+    "log_e_rel": r"$\log (E / E^{\rm jet})$",
+    "deta": r"$\Delta\eta$ (to the jet axis)",
+    "dphi": r"$\Delta\phi$ (to the jet axis)",
+    "dr": r"$\Delta R$ (to the jet axis)",
+    "charge": r"charge $q$ [$e$]",
+    "tanh_d0": r"$\tanh d_0$ [mm]",
+    "tanh_dz": r"$\tanh d_z$ [mm]",
+    "is_photon": "is photon",
+    "is_muon": "is muon",
+    "is_electron": "is electron",
+    "is_ch": "is charged hadron",
+    "is_nh": "is neutral hadron",
+}
+FEATURE_UNITS: dict[str, str] = {
+    "log_pt": "log(GeV)", "log_pt_rel": "", "log_e": "log(GeV)", "log_e_rel": "", "deta": "", "dphi": "",
+    "dr": "", "charge": "e", "tanh_d0": "tanh(mm)", "tanh_dz": "tanh(mm)", "is_photon": "", "is_muon": "",
+    "is_electron": "", "is_ch": "", "is_nh": "",
+}
+
+JET_FEATURE_NAMES: tuple[str, ...] = ("log_pt", "log_m")
+JET_FEATURE_LABELS: dict[str, str] = {"log_pt": r"$\log p_T^{\rm jet}$ [GeV]", "log_m": r"$\log m^{\rm jet}$ [GeV]"}
+JET_FEATURE_UNITS: dict[str, str] = {"log_pt": "log(GeV)", "log_m": "log(GeV)"}
+
+# Jet pT and mass are clipped below at this value before the logarithm: a single massless constituent (or float
+# rounding in E^2 - p^2) would otherwise give log(0). log(1e-3) = -6.9 sits far below any real jet (log m >~ 0).
+JET_FLOOR_GEV = 1e-3
+
+PHOTON, ELECTRON, MUON = 22, 11, 13
+
+# Rows per chunk in sample_features: keeps the float64 temporaries small (tens of MB at V = 5, C = 100).
+_CHUNK_ROWS = 512
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numpy / torch namespace shim
+
+
+class _NumpyOps:
+    """The few array operations the features need, for numpy (computed in float64, returned as float32)."""
+
+    name = "numpy"
+
+    def __init__(self, like: np.ndarray):
+        self.like = like
+
+    def asarray(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def floats(self, x: Any) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    def out(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    sqrt = staticmethod(np.sqrt)
+    log = staticmethod(np.log)
+    atan2 = staticmethod(np.arctan2)
+    asinh = staticmethod(np.arcsinh)
+    tanh = staticmethod(np.tanh)
+    ceil = staticmethod(np.ceil)
+    abs = staticmethod(np.abs)
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> np.ndarray:
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def clip_min(x: np.ndarray, low: float) -> np.ndarray:
+        return np.maximum(x, low)
+
+    @staticmethod
+    def sum(x: np.ndarray, axis: int) -> np.ndarray:
+        return x.sum(axis=axis)
+
+    @staticmethod
+    def stack(xs: list, axis: int) -> np.ndarray:
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def concat(xs: list, axis: int) -> np.ndarray:
+        return np.concatenate(xs, axis=axis)
+
+
+class _TorchOps:
+    """The same operations for torch: stays on the tensor's device, keeps float64 input as float64 internally."""
+
+    name = "torch"
+
+    def __init__(self, like: Any):
+        import torch
+
+        self.torch = torch
+        self.device = like.device
+        self.dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
+        self.sqrt, self.log, self.atan2, self.asinh = torch.sqrt, torch.log, torch.atan2, torch.asinh
+        self.tanh, self.ceil, self.abs = torch.tanh, torch.ceil, torch.abs
+
+    def asarray(self, x: Any) -> Any:
+        return self.torch.as_tensor(x, device=self.device)
+
+    def floats(self, x: Any) -> Any:
+        return self.torch.as_tensor(x, device=self.device).to(self.dtype)
+
+    def out(self, x: Any) -> Any:
+        return x.to(self.torch.float32)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        a = a if self.torch.is_tensor(a) else self.torch.tensor(a, dtype=self.dtype, device=self.device)
+        b = b if self.torch.is_tensor(b) else self.torch.tensor(b, dtype=self.dtype, device=self.device)
+        return self.torch.where(cond, a, b)
+
+    def clip_min(self, x: Any, low: float) -> Any:
+        return self.torch.clamp(x, min=low)
+
+    @staticmethod
+    def sum(x: Any, axis: int) -> Any:
+        return x.sum(dim=axis)
+
+    def stack(self, xs: list, axis: int) -> Any:
+        return self.torch.stack(xs, dim=axis)
+
+    def concat(self, xs: list, axis: int) -> Any:
+        return self.torch.cat(xs, dim=axis)
+
+
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")  # never import torch just to find out that x is a numpy array
+    return torch is not None and torch.is_tensor(x)
+
+
+def _ops(p4: Any) -> _NumpyOps | _TorchOps:
+    return _TorchOps(p4) if _is_torch(p4) else _NumpyOps(p4)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# guarded elementary functions (finite values and finite gradients everywhere)
+
+
+def _safe_sqrt(ops: Any, x2: Any) -> Any:
+    """sqrt(x2) for x2 > 0, else 0 (no inf gradient at 0)."""
+    positive = x2 > 0
+    return ops.where(positive, ops.sqrt(ops.where(positive, x2, 1.0)), 0.0)
+
+
+def _safe_log(ops: Any, x: Any) -> Any:
+    """log(x) for x > 0, else 0."""
+    positive = x > 0
+    return ops.where(positive, ops.log(ops.where(positive, x, 1.0)), 0.0)
+
+
+def _pt_eta_phi(ops: Any, p4: Any) -> tuple[Any, Any, Any]:
+    """pT, pseudorapidity asinh(pz/pT) and azimuth of ``(..., 4)`` vectors; eta = phi = 0 where pT = 0."""
+    px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
+    pt2 = px * px + py * py
+    moving = pt2 > 0
+    pt = _safe_sqrt(ops, pt2)
+    eta = ops.where(moving, ops.asinh(pz / ops.where(moving, pt, 1.0)), 0.0)
+    phi = ops.atan2(ops.where(moving, py, 0.0), ops.where(moving, px, 1.0))
+    return pt, eta, phi
+
+
+def _wrap_phi(ops: Any, dphi: Any) -> Any:
+    """Map an angle difference into (-pi, pi]."""
+    return dphi - (2 * math.pi) * ops.ceil((dphi - math.pi) / (2 * math.pi))
+
+
+def _check_shape(name: str, array: Any, shape: tuple[int, ...]) -> None:
+    if tuple(array.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} to match p4 {tuple(shape)} + (4,), "
+                         f"got {tuple(array.shape)}")
+
+
+def _check_p4(p4: Any, what: str = "p4") -> None:
+    if p4.ndim < 1 or p4.shape[-1] != 4:
+        raise ValueError(f"{what} must end in an axis of 4 (px, py, pz, E), got shape {tuple(p4.shape)}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public functions
+
+
+def impact_parameters(p4: Any, vertex: Any, charge: Any) -> tuple[Any, Any]:
+    """Transverse and longitudinal impact parameters ``(d0, dz)`` [mm] of straight tracks.
+
+    ``p4`` (..., C, 4) momenta [GeV]; ``vertex`` (..., C, 3) production vertex x, y, z [mm]; ``charge`` (..., C).
+    With ``pT^2 = px^2 + py^2``::
+
+        d0 = (x py - y px) / pT                   signed distance of closest approach in the transverse plane
+        dz = z - (x px + y py) pz / pT^2          z at that point of closest approach
+
+    (tracks are taken as straight lines from the vertex: no magnetic field). Both are 0 for neutral particles
+    (``charge == 0``) and where pT = 0. Returns float32 arrays (or tensors) of shape (..., C).
+    Explained in ``book/data/resimulation.ipynb``.
+    """
+    _check_p4(p4)
+    ops = _ops(p4)
+    p4 = ops.floats(p4)
+    vertex, charge = ops.floats(vertex), ops.asarray(charge)
+    if vertex.shape[-1:] != (3,) or tuple(vertex.shape[:-1]) != tuple(p4.shape[:-1]):
+        raise ValueError(f"vertex must have shape {tuple(p4.shape[:-1]) + (3,)} (x, y, z per particle), "
+                         f"got {tuple(vertex.shape)}")
+    _check_shape("charge", charge, p4.shape[:-1])
+    px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
+    x, y, z = vertex[..., 0], vertex[..., 1], vertex[..., 2]
+    pt2 = px * px + py * py
+    track = (pt2 > 0) & (charge != 0)
+    safe_pt2 = ops.where(track, pt2, 1.0)
+    d0 = ops.where(track, (x * py - y * px) / ops.sqrt(safe_pt2), 0.0)
+    dz = ops.where(track, z - (x * px + y * py) * pz / safe_pt2, 0.0)
+    return ops.out(d0), ops.out(dz)
+
+
+def particle_flags(pid: Any, charge: Any, mask: Any) -> Any:
+    """The five one-hot type flags ``(is_photon, is_muon, is_electron, is_ch, is_nh)``, shape (..., C, 5), float32.
+
+    Decided in this order, so every real constituent has exactly one flag: photon (pid 22); electron (|pid| 11);
+    muon (|pid| 13); charged hadron (any other charged particle); neutral hadron (any other neutral particle).
+    Padding (``mask`` False) has none. Explained in ``book/data/resimulation.ipynb``.
+    """
+    ops = _ops(pid) if _is_torch(pid) else _ops(charge)  # numpy unless one of them is a tensor
+    pid, charge, mask = ops.asarray(pid), ops.asarray(charge), ops.asarray(mask) != 0
+    apid = ops.abs(pid)
+    photon = mask & (pid == PHOTON)
+    electron = mask & (apid == ELECTRON)
+    muon = mask & (apid == MUON)
+    lepton_or_photon = photon | electron | muon
+    charged = mask & (charge != 0) & ~lepton_or_photon
+    neutral = mask & (charge == 0) & ~lepton_or_photon
+    flags = [photon, muon, electron, charged, neutral]
+    return ops.out(ops.stack([ops.where(f, 1.0, 0.0) for f in flags], axis=-1))
+
+
+def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask: Any, jet_p4: Any = None) -> Any:
+    """The 15 features of :data:`FEATURE_NAMES` for each constituent, shape (..., C, 15), float32.
+
+    ``p4`` (..., C, 4) px, py, pz, E [GeV]; ``charge``, ``pid``, ``d0``, ``dz`` [mm] and ``mask`` (..., C).
+    ``jet_p4`` (..., 4) is the jet axis and the reference for pT and E; ``None`` uses the sum of the masked
+    constituents (what the symmetry loss wants after boosting the constituents).
+
+    ``log_pt``, ``log_e``: log of pT and E in GeV; ``log_pt_rel``, ``log_e_rel``: the same minus the jet's;
+    ``deta``, ``dphi`` (wrapped to (-pi, pi]), ``dr = hypot(deta, dphi)`` to the jet axis; ``charge``;
+    ``tanh_d0``, ``tanh_dz`` of the impact parameters in mm; then the flags of :func:`particle_flags`.
+    Padding (``mask`` False) is exactly 0 in every feature; nothing is ``nan`` or ``inf``, and on torch the
+    gradients with respect to ``p4`` and ``jet_p4`` are finite too. Works on numpy arrays and torch tensors
+    alike. Explained in ``book/data/resimulation.ipynb``.
+    """
+    _check_p4(p4)
+    ops = _ops(p4)
+    p4 = ops.floats(p4)
+    shape = tuple(p4.shape[:-1])
+    charge, pid, mask = ops.asarray(charge), ops.asarray(pid), ops.asarray(mask) != 0
+    d0, dz = ops.floats(d0), ops.floats(dz)
+    for name, array in (("charge", charge), ("pid", pid), ("d0", d0), ("dz", dz), ("mask", mask)):
+        _check_shape(name, array, shape)
+    if jet_p4 is None:
+        jet_p4 = ops.sum(ops.where(mask[..., None], p4, 0.0), axis=-2)
+    else:
+        jet_p4 = ops.floats(jet_p4)
+        _check_p4(jet_p4, "jet_p4")
+        if tuple(jet_p4.shape) != shape[:-1] + (4,):
+            raise ValueError(f"jet_p4 must have shape {shape[:-1] + (4,)} (one jet per constituent list), "
+                             f"got {tuple(jet_p4.shape)}")
+
+    pt, eta, phi = _pt_eta_phi(ops, p4)
+    jet_pt, jet_eta, jet_phi = _pt_eta_phi(ops, jet_p4)
+    log_pt, log_e = _safe_log(ops, pt), _safe_log(ops, p4[..., 3])
+    jet_log_pt, jet_log_e = _safe_log(ops, jet_pt)[..., None], _safe_log(ops, jet_p4[..., 3])[..., None]
+    deta = eta - jet_eta[..., None]
+    dphi = _wrap_phi(ops, phi - jet_phi[..., None])
+    dr = _safe_sqrt(ops, deta * deta + dphi * dphi)
+    columns = [log_pt, log_pt - jet_log_pt, log_e, log_e - jet_log_e, deta, dphi, dr, ops.floats(charge),
+               ops.tanh(d0), ops.tanh(dz)]
+    kinematic = ops.where(mask[..., None], ops.stack(columns, axis=-1), 0.0)
+    return ops.concat([ops.out(kinematic), particle_flags(pid, charge, mask)], axis=-1)
+
+
+def jet_features(jet_p4: Any) -> Any:
+    """``(log pT, log m)`` of jets, shape (..., 2), float32 (numpy or torch like the input).
+
+    pT and the mass ``sqrt(E^2 - |p|^2)`` are clipped below at :data:`JET_FLOOR_GEV` (1 MeV) before the logarithm,
+    so a massless (single-particle) jet, a slightly negative ``m^2`` from rounding or an empty jet give
+    ``log(1e-3)`` instead of ``-inf``/``nan``; gradients stay finite. Explained in ``book/data/resimulation.ipynb``.
+    """
+    _check_p4(jet_p4, "jet_p4")
+    ops = _ops(jet_p4)
+    p4 = ops.floats(jet_p4)
+    px, py, pz, e = p4[..., 0], p4[..., 1], p4[..., 2], p4[..., 3]
+    floor2 = JET_FLOOR_GEV**2
+    log_pt = 0.5 * ops.log(ops.clip_min(px * px + py * py, floor2))
+    log_m = 0.5 * ops.log(ops.clip_min(e * e - px * px - py * py - pz * pz, floor2))
+    return ops.out(ops.stack([log_pt, log_m], axis=-1))
+
+
+def sample_features(sample: JetSample, variations: Any = None, max_constituents: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of a whole :class:`~hepnb.sample.JetSample`, as numpy arrays.
+
+    ``variations``: which of axis 1 to keep, by index or name, in order (``None`` = all); ``max_constituents``:
+    keep the hardest ``C'`` constituents (``None`` = all ``C``). The jet axis is the sample's stored ``jet_p4``
+    (all constituents, before truncation). Returns ``(x, jet, mask)``: ``x`` (N, V', C', 15) float32,
+    ``jet`` (N, V', 2) float32 and ``mask`` (N, V', C') bool. Explained in ``book/data/resimulation.ipynb``.
+    """
+    if variations is not None:
+        if isinstance(variations, (str, int, np.integer)):
+            variations = [variations]
+        if len(variations) == 0:
+            raise SampleError("variations is empty; pass None for all of them")
+        sample = sample.select_variations(list(variations))
+    if max_constituents is not None:
+        sample = sample.truncate(max_constituents)
+    n, v, c = sample.mask.shape
+    x = np.zeros((n, v, c, len(FEATURE_NAMES)), np.float32)
+    jet = np.zeros((n, v, len(JET_FEATURE_NAMES)), np.float32)
+    for start in range(0, n, _CHUNK_ROWS):
+        part = slice(start, start + _CHUNK_ROWS)
+        x[part] = constituent_features(sample.p4[part], sample.charge[part], sample.pid[part], sample.d0[part],
+                                       sample.dz[part], sample.mask[part], jet_p4=sample.jet_p4[part])
+        jet[part] = jet_features(sample.jet_p4[part])
+    return x, jet, sample.mask.astype(bool, copy=True)
