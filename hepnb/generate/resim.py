@@ -420,6 +420,10 @@ def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int | None = 
 # many shards, in parallel, byte-reproducible
 
 
+def _size(shard: int, n_hard: int | None) -> int:
+    return shard_size(shard) if n_hard is None else int(n_hard)
+
+
 def _merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
     keys = [k for k in shards[0] if k != "stats"]
     merged = {k: np.concatenate([s[k] for s in shards])[:n_events] for k in keys}
@@ -468,12 +472,17 @@ def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Sel
                 have = new
         else:
             ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                running: dict[cf.Future[dict[str, Any]], int] = {}
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            running: dict[cf.Future[dict[str, Any]], int] = {}
+            try:
                 while have < n_events:
-                    # keep every worker busy; the expected number of shards still needed bounds the speculation
-                    while len(running) < workers:
-                        if next_shard >= MAX_SHARDS:
+                    # Keep the workers busy, but stop submitting once the shards in flight are expected to cover
+                    # what is missing (kept fraction measured on the finished shards). Extra shards only cost time.
+                    tried = sum(_size(k, n_hard) for k in results)
+                    rate = sum(len(r["event_id"]) for r in results.values()) / tried if tried else None
+                    while len(running) < workers and next_shard < MAX_SHARDS:
+                        in_flight = sum(_size(k, n_hard) for k in running.values())
+                        if rate is not None and have + rate * in_flight >= 1.2 * n_events:
                             break
                         running[pool.submit(simulate_shard, cls.name, seed, next_shard, n_hard, sel)] = next_shard
                         next_shard += 1
@@ -485,8 +494,14 @@ def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Sel
                     new, needed_prefix = prefix_total()
                     bar.update(min(new, n_events) - min(have, n_events))
                     have = new
+            finally:
+                # shards still running are not needed (or generation failed): stop them rather than wait
                 for future in running:
                     future.cancel()
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    if running:
+                        process.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     used = [results[k] for k in range(needed_prefix)]

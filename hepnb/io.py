@@ -1,0 +1,309 @@
+"""The native HDF5 file of re-simulated jets: atomic writes, validated reads, a cache keyed by settings.
+
+Explained in ``book/data/resimulation.ipynb``. The layout follows the public RS3L files (``hepnb.public``): per-jet
+arrays ``(N, V, ...)`` with the shower variation on axis 1, row ``i`` of every variation being the same hard event.
+
+Datasets of a ``hepnb-resim`` file (one jet class per file)::
+
+    cands           (N, V, C, 7) float32  constituent px, py, pz, E [GeV], production vertex vx, vy, vz [mm]
+    pid             (N, V, C)    int32    PDG id (0 = padding)
+    charge          (N, V, C)    int8     charge [e]
+    n_constituents  (N, V)       int32    constituents of the jet before truncation to C
+    jet             (N, V, 4)    float64  jet px, py, pz, E [GeV]
+    hard_p4         (N, 4)       float64  the H/W/hard parton before the shower [GeV]
+    parton          (N,)         int32    its PDG id
+    event_id        (N,)         int64    shard * 2**20 + hard-event index in the shard
+    label           (N,)         int8     index into hepnb.sample.CLASS_NAMES
+
+Attributes record the generator and library versions, every Pythia setting per variation, the seeds, the selection,
+field names and units; :func:`read_resim` checks them and the shapes, and raises
+:class:`~hepnb.errors.DataFileError` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hepnb.errors import DataFileError
+from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+
+FORMAT = "hepnb-resim"
+SCHEMA_VERSION = 1
+_DTYPES = {"cands": np.float32, "pid": np.int32, "charge": np.int8, "n_constituents": np.int32, "jet": np.float64,
+           "hard_p4": np.float64, "parton": np.int32, "event_id": np.int64, "label": np.int8}
+_REQUIRED_ATTRS = ("format", "schema_version", "class_name", "variations", "cand_fields", "seed", "settings")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on failure deleted.
+
+    Readers never see a half-written file: the rename is atomic on one filesystem.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def write_resim(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> Path:
+    """Write one class's arrays (see the module docstring) and attributes atomically; returns the path.
+
+    The bytes depend only on the arrays and attributes (no timestamps), so equal inputs give identical files.
+    Non-string attributes are stored as JSON text.
+    """
+    missing = [k for k in _DTYPES if k not in arrays]
+    if missing:
+        raise ValueError(f"cannot write {path}: arrays missing {missing}")
+    n = len(arrays["event_id"])
+    for name, dtype in _DTYPES.items():
+        if len(arrays[name]) != n:
+            raise ValueError(f"cannot write {path}: {name} has {len(arrays[name])} rows, event_id has {n}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        for key, value in sorted(attrs.items()):
+            f.attrs[key] = value if isinstance(value, str) else _json(value)
+        for name, dtype in _DTYPES.items():
+            data = np.ascontiguousarray(arrays[name], dtype=dtype)
+            chunks = (max(1, min(n, 256)), *data.shape[1:]) if n else None
+            f.create_dataset(name, data=data, chunks=chunks, compression="gzip" if n else None,
+                             compression_opts=4 if n else None, shuffle=bool(n), track_times=False)
+    return Path(path)
+
+
+def _attr(f: h5py.File, key: str) -> Any:
+    value = f.attrs[key]
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The attributes of a ``hepnb-resim`` file (JSON decoded), after checking it is one."""
+    path = Path(path)
+    with _open(path) as f:
+        return {key: _attr(f, key) for key in f.attrs}
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[h5py.File]:
+    if not path.exists():
+        raise DataFileError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DataFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from err
+    with f:
+        fmt = f.attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != FORMAT:
+            hint = (" It looks like a public RS3L file: read it with hepnb.public.load_rs3l."
+                    if "jet_pflow_cands" in f else "")
+            raise DataFileError(f"{path}: foreign file: attribute format={fmt!r}, expected {FORMAT!r}.{hint}")
+        for key in _REQUIRED_ATTRS:
+            if key not in f.attrs:
+                raise DataFileError(f"{path}: attribute {key!r} is missing")
+        version = int(f.attrs["schema_version"])
+        if version != SCHEMA_VERSION:
+            raise DataFileError(f"{path}: schema version {version}, this hepnb reads version {SCHEMA_VERSION}; "
+                                "delete the file to regenerate it")
+        yield f
+
+
+def _check_shapes(path: Path, f: h5py.File) -> tuple[int, int, int]:
+    for name in _DTYPES:
+        if name not in f:
+            raise DataFileError(f"{path}: dataset {name!r} is missing")
+    variations = _attr(f, "variations")
+    fields = _attr(f, "cand_fields")
+    cands = f["cands"]
+    if cands.ndim != 4:
+        raise DataFileError(f"{path}: cands must be (N, V, C, {len(fields)}), got shape {cands.shape}")
+    n, v, c, k = cands.shape
+    if v != len(variations) or k != len(fields):
+        raise DataFileError(f"{path}: cands has shape {cands.shape} but the file lists {len(variations)} "
+                            f"variations and {len(fields)} fields")
+    expect = {"pid": (n, v, c), "charge": (n, v, c), "n_constituents": (n, v), "jet": (n, v, 4), "hard_p4": (n, 4),
+              "parton": (n,), "event_id": (n,), "label": (n,)}
+    for name, shape in expect.items():
+        if f[name].shape != shape:
+            raise DataFileError(f"{path}: {name} has shape {f[name].shape}, expected {shape}")
+    for name, dtype in _DTYPES.items():
+        if f[name].dtype != np.dtype(dtype):
+            raise DataFileError(f"{path}: {name} has dtype {f[name].dtype}, expected {np.dtype(dtype)}")
+    return n, v, c
+
+
+def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSample:
+    """Read (the first ``n_rows`` hard events of) a ``hepnb-resim`` file into a :class:`JetSample`.
+
+    Validates the format, schema version, attributes, dataset names, shapes and dtypes, and that every variation
+    of a row is the same hard event; raises :class:`DataFileError` naming the file and the problem. Impact
+    parameters d0, dz are computed from the stored vertices (``hepnb.features.impact_parameters``).
+    """
+    from hepnb.features import impact_parameters
+
+    path = Path(path)
+    with _open(path) as f:
+        n, v, c = _check_shapes(path, f)
+        if n_rows is not None:
+            if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
+                raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
+            if n_rows > n:
+                raise DataFileError(f"{path}: asked for {n_rows} hard events, the file holds {n}")
+            n = int(n_rows)
+        attrs = {key: _attr(f, key) for key in f.attrs}
+        try:
+            data = {name: f[name][:n] for name in _DTYPES}
+        except (OSError, KeyError) as err:
+            raise DataFileError(f"{path}: data cannot be read (truncated or corrupt?): {err}") from err
+    fields = list(attrs["cand_fields"])
+    variations = tuple(attrs["variations"])
+    unknown = [name for name in variations if name not in VARIATION_NAMES]
+    if unknown:
+        raise DataFileError(f"{path}: unknown variation names {unknown}")
+    if attrs["class_name"] not in CLASS_NAMES:
+        raise DataFileError(f"{path}: unknown jet class {attrs['class_name']!r}")
+    if n and not np.all(data["label"] == CLASS_NAMES.index(attrs["class_name"])):
+        raise DataFileError(f"{path}: labels disagree with the file's class {attrs['class_name']!r}")
+    index = {name: i for i, name in enumerate(fields)}
+    try:
+        p4 = data["cands"][..., [index[k] for k in ("px", "py", "pz", "E")]]
+        vertex = data["cands"][..., [index[k] for k in ("vx", "vy", "vz")]]
+    except KeyError as err:
+        raise DataFileError(f"{path}: cand_fields {fields} lack {err}") from err
+    count = np.minimum(data["n_constituents"], c)
+    mask = np.arange(c) < count[..., None]
+    if np.any((data["pid"] != 0) != mask):
+        raise DataFileError(f"{path}: constituent padding disagrees with n_constituents")
+    charge = data["charge"]
+    d0, dz = impact_parameters(p4, vertex, charge)
+    return JetSample(p4=p4.astype(np.float32), charge=charge, pid=data["pid"], d0=np.asarray(d0, np.float32),
+                     dz=np.asarray(dz, np.float32), mask=mask, jet_p4=data["jet"],
+                     n_constituents=data["n_constituents"], label=data["label"], parton=data["parton"],
+                     event_id=data["event_id"], variations=variations, source=str(path), attrs=attrs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the cache
+
+
+def generation_record(class_name: str, seed: int, selection: Any = None) -> dict[str, Any]:
+    """Everything that determines the bytes of a generated file except its length (hashed for the cache name)."""
+    from hepnb.generate import resim
+
+    cls = resim.jet_class(class_name)
+    sel = selection or resim.Selection()
+    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "pipeline_version": resim.PIPELINE_VERSION,
+            "generator": f"pythia8mc {_version('pythia8mc')}", "fastjet": _version("fastjet"),
+            "class_name": cls.name, "process": cls.process, "seed": int(seed), "selection": asdict(sel),
+            "settings": resim.settings_record(cls, sel),
+            "shard_sizes": {"first": list(resim.SHARD_SIZES), "then": resim.SHARD_SIZE_MAX}}
+
+
+def settings_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a generation record."""
+    return hashlib.sha256(_json(record).encode()).hexdigest()
+
+
+def cache_path(class_name: str, seed: int = 0, selection: Any = None, folder: str | os.PathLike[str] | None = None
+               ) -> Path:
+    """Where :func:`load_or_generate` keeps a class's jets: ``<data_dir>/resim/resim-<class>-<hash>.h5``."""
+    from hepnb.config import data_dir
+
+    digest = settings_hash(generation_record(class_name, seed, selection))[:16]
+    base = Path(folder) if folder is not None else data_dir() / "resim"
+    return base / f"resim-{class_name}-seed{int(seed)}-{digest}.h5"
+
+
+def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, seed: int = 0,
+                  selection: Any = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info."""
+    from hepnb.generate import derive_seed, resim
+    from hepnb.sample import CLASS_NAMES as names
+
+    sel = selection or resim.Selection()
+    arrays, info = resim.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
+                                        progress=progress)
+    arrays["label"] = np.full(len(arrays["event_id"]), names.index(class_name), dtype=np.int8)
+    record = generation_record(class_name, seed, sel)
+    cls = resim.jet_class(class_name)
+    attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
+             "class_description": cls.description, "n_events": int(len(arrays["event_id"])),
+             "variations": [v.name for v in resim.VARIATIONS],
+             "variation_descriptions": [v.description for v in resim.VARIATIONS],
+             "cand_fields": list(resim.CAND_FIELDS), "cand_units": list(resim.CAND_UNITS),
+             "jet_fields": ["px", "py", "pz", "E"], "jet_units": "GeV",
+             "shards_used": info["shards"],
+             "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
+                             for step in ("hard", *(v.name for v in resim.VARIATIONS))},
+             "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
+    try:
+        from hepnb.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
+        attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
+                     jet_feature_names=list(JET_FEATURE_NAMES),
+                     jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
+    except ImportError:  # pragma: no cover - features ship with hepnb
+        pass
+    write_resim(path, arrays, attrs)
+    return info
+
+
+def load_or_generate(class_name: str, n_events: int, seed: int = 0, selection: Any = None, workers: int = 1,
+                     folder: str | os.PathLike[str] | None = None, progress: bool = True) -> JetSample:
+    """The first ``n_events`` hard events of a class: read from the cache when a file with the same settings holds
+    enough of them, otherwise generated (``workers`` processes) and cached first.
+
+    A smaller request is served from a bigger file: generation is sharded in a fixed order, so the first rows of a
+    big sample are exactly a small sample with the same settings.
+    """
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
+        raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
+    path = cache_path(class_name, seed, selection, folder)
+    if path.exists():
+        try:
+            held = int(read_attrs(path)["n_events"])
+        except (DataFileError, KeyError):
+            held = 0  # unreadable or foreign: regenerate over it
+        if held >= n_events:
+            return read_resim(path, n_rows=int(n_events))
+    generate_file(path, class_name, int(n_events), seed=seed, selection=selection, workers=workers,
+                  progress=progress)
+    return read_resim(path)
+
+
+def load_classes(classes: Sequence[str], n_events: int, seed: int = 0, selection: Any = None, workers: int = 1,
+                 folder: str | os.PathLike[str] | None = None, progress: bool = True) -> JetSample:
+    """:func:`load_or_generate` for several classes, concatenated (``event_id`` stays unique)."""
+    samples = [load_or_generate(c, n_events, seed, selection, workers, folder, progress) for c in classes]
+    return JetSample.concatenate(samples)
