@@ -8,7 +8,8 @@ The pipeline for one *shard* (a fixed number of hard events, seeded from ``(seed
    variation; a batch of events comes back as awkward arrays (``nextBatch(n, "none")``: a failed event stays a
    ``None`` in its row, so rows stay paired);
 3. cluster anti-kT R=0.8 with FastJet, pick the jet matched (ΔR < 0.8) to the showered H/W *and both its decay
-   quarks*, or to the hard parton, inside the pT/|η|/mass window;
+   quarks*, or to the hard parton, inside the pT/|η|/mass window; in variations 1-4 the jet must also lie within
+   ΔR < 0.8 of the nominal jet, so every variation of a row is the same jet;
 4. keep a hard event only if **every** variation has its matched jet. Variations run in order on the survivors of the
    previous one (the LHE file is filtered between them), which gives exactly that intersection at a fraction of the
    cost, and row ``i`` of every variation is the same hard event;
@@ -301,6 +302,12 @@ def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | 
     return target, products
 
 
+def _jet_eta_phi(jet: np.ndarray) -> np.ndarray:
+    """(η, φ) of 4-vectors (..., 4)."""
+    pt = np.hypot(jet[..., 0], jet[..., 1])
+    return np.stack([np.arcsinh(jet[..., 2] / np.maximum(pt, 1e-12)), np.arctan2(jet[..., 1], jet[..., 0])], -1)
+
+
 def _delta_r(eta: ak.Array, phi: ak.Array, eta_phi: np.ndarray) -> ak.Array:
     """ΔR between each jet (jagged per event) and one (η, φ) per event."""
     dphi = (phi - eta_phi[:, 1] + np.pi) % (2 * np.pi) - np.pi
@@ -308,8 +315,14 @@ def _delta_r(eta: ak.Array, phi: ak.Array, eta_phi: np.ndarray) -> ak.Array:
 
 
 def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_events: int, seed: int, shard: int,
-                      sel: Selection) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
-    """Re-shower every event of ``lhe_path``; return which passed, their jets' arrays, and the seconds spent."""
+                      sel: Selection, anchor: np.ndarray | None = None, prune: bool = True
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+    """Re-shower every event of ``lhe_path``; return which passed, their jets' arrays, and the seconds spent.
+
+    ``anchor`` (n_events, 2): (η, φ) of the event's nominal jet; the jet must also lie within ``match_dr`` of it,
+    so that all variations of a row are the same jet (ISR recoil differs between showers, and a hard ISR emission
+    can move the parton). ``prune=False`` clusters every particle (for checking that pruning changes nothing).
+    """
     t0 = time.perf_counter()
     pythia = make_pythia(shower_settings(variation, lhe_path), derive_seed(seed, cls.name, shard, variation.name))
     events = pythia.nextBatch(n_events, "none")
@@ -321,8 +334,8 @@ def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_eve
     # A jet within match_dr of the target holds only particles within ~match_dr + R of it, and anti-kT only lets
     # particles within R of those influence it: particles further than match_dr + 2R cannot change the matched jet
     # (checked against unpruned clustering in tests/test_resim.py), so they are not clustered.
-    near = _delta_r(particles.eta, particles.phi, target) < sel.match_dr + 2 * sel.R
-    particles = particles[near]
+    if prune:
+        particles = particles[_delta_r(particles.eta, particles.phi, target) < sel.match_dr + 2 * sel.R]
     jets, constituents = cluster(particles, R=sel.R, ptmin=sel.jet_pt_min)
     window = ((jets.pt < sel.jet_pt_max) & (abs(jets.eta) < sel.jet_eta_max) & (jets.mass > sel.jet_mass_min))
     dr = _delta_r(jets.eta, jets.phi, target)
@@ -330,6 +343,8 @@ def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_eve
     if products is not None:
         for k in range(products.shape[1]):
             matched = matched & (_delta_r(jets.eta, jets.phi, products[:, k]) < sel.match_dr)
+    if anchor is not None:
+        matched = matched & (_delta_r(jets.eta, jets.phi, anchor[ok]) < sel.match_dr)
     has = ak.to_numpy(ak.any(matched, axis=1))
     best = ak.argmin(ak.where(matched, dr, np.inf), axis=1, keepdims=True)
     chosen = ak.flatten(constituents[best][has], axis=1)  # constituent indices of the matched jet
@@ -339,14 +354,15 @@ def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_eve
     C = int(sel.max_constituents)
 
     def padded(x: ak.Array, dtype: Any) -> np.ndarray:
-        return ak.to_numpy(ak.fill_none(ak.pad_none(x, C, axis=1, clip=True), 0)).astype(dtype)
+        return np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(x, C, axis=1, clip=True), 0))).astype(dtype)
 
     arrays = {
         "cands": np.stack([padded(cands[f], np.float32) for f in CAND_FIELDS], axis=-1),
         "pid": padded(cands.pid, np.int32),
         "charge": padded(cands.charge, np.int8),
-        "n_constituents": ak.to_numpy(ak.num(cands.px)).astype(np.int32),
-        "jet": np.stack([ak.to_numpy(jet[c]) for c in ("px", "py", "pz", "E")], axis=-1).astype(np.float64),
+        "n_constituents": np.asarray(ak.to_numpy(ak.fill_none(ak.num(cands.px), 0))).astype(np.int32),
+        "jet": np.stack([np.asarray(ak.to_numpy(ak.fill_none(jet[c], 0.0))) for c in ("px", "py", "pz", "E")],
+                        axis=-1).astype(np.float64),
     }
     passed[np.flatnonzero(ok)[has]] = True
     return passed, arrays, time.perf_counter() - t0
@@ -387,10 +403,15 @@ def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int | None = 
         for v, variation in enumerate(VARIATIONS):
             if v > 0:  # re-shower only the survivors: the intersection over variations, for less work
                 lhe.write_text(header + "".join(blocks[i] for i in alive) + footer)
+            anchor = None
+            if v > 0 and len(alive):  # the nominal jet of each surviving event
+                nominal_alive, nominal_arrays = per_variation[0]
+                anchor = _jet_eta_phi(nominal_arrays["jet"][np.searchsorted(nominal_alive, alive)])
             if len(alive) == 0:
                 passed, arrays, seconds = np.zeros(0, bool), None, 0.0
             else:
-                passed, arrays, seconds = _shower_variation(cls, variation, lhe, len(alive), seed, shard, sel)
+                passed, arrays, seconds = _shower_variation(cls, variation, lhe, len(alive), seed, shard, sel,
+                                                            anchor=anchor)
             stats["showered"][variation.name] = int(len(alive))
             stats["passed"][variation.name] = int(passed.sum())
             stats["seconds"][variation.name] = seconds
