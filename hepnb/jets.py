@@ -7,6 +7,7 @@ FastJet prints a citation banner on its first clustering; hepnb silences it and 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import awkward as ak
 import numpy as np
@@ -15,6 +16,15 @@ from hepnb.quiet import captured_stdout_fd
 
 ALGORITHMS = ("antikt", "kt", "cambridge")
 _banner_shown = False
+
+
+@contextlib.contextmanager
+def quiet_banner() -> Iterator[None]:
+    """Run FastJet calls with its one-time citation banner silenced (only the first call needs it)."""
+    global _banner_shown
+    with contextlib.nullcontext() if _banner_shown else captured_stdout_fd():
+        yield
+    _banner_shown = True
 
 
 def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm: str = "antikt"
@@ -29,7 +39,6 @@ def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm:
     import fastjet
     import vector
 
-    global _banner_shown
     vector.register_awkward()
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown jet algorithm {algorithm!r}; choose one of {ALGORITHMS}")
@@ -41,12 +50,10 @@ def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm:
             "cambridge": fastjet.cambridge_algorithm}[algorithm]
     inputs = ak.zip({k: ak.values_astype(particles[k], np.float64) for k in ("px", "py", "pz", "E")},
                     with_name="Momentum4D")
-    quiet = contextlib.nullcontext() if _banner_shown else captured_stdout_fd()
-    with quiet:
+    with quiet_banner():
         sequence = fastjet.ClusterSequence(inputs, fastjet.JetDefinition(algo, float(R)))
         jets = sequence.inclusive_jets(min_pt=float(ptmin))
         constituents = sequence.constituent_index(min_pt=float(ptmin))
-    _banner_shown = True
     jets = ak.zip({k: jets[k] for k in ("px", "py", "pz", "E")}, with_name="Momentum4D")
     order = ak.argsort(jets.pt, axis=1, ascending=False)
     return jets[order], constituents[order]
