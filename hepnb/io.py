@@ -133,7 +133,10 @@ def _open(path: Path) -> Iterator[h5py.File]:
         for key in _REQUIRED_ATTRS:
             if key not in f.attrs:
                 raise DataFileError(f"{path}: attribute {key!r} is missing")
-        version = int(f.attrs["schema_version"])
+        try:
+            version = int(f.attrs["schema_version"])
+        except (TypeError, ValueError) as err:
+            raise DataFileError(f"{path}: schema_version {f.attrs['schema_version']!r} is not a number") from err
         if version != SCHEMA_VERSION:
             raise DataFileError(f"{path}: schema version {version}, this hepnb reads version {SCHEMA_VERSION}; "
                                 "delete the file to regenerate it")
@@ -167,8 +170,10 @@ def _check_shapes(path: Path, f: h5py.File) -> tuple[int, int, int]:
 def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSample:
     """Read (the first ``n_rows`` hard events of) a ``hepnb-resim`` file into a :class:`JetSample`.
 
-    Validates the format, schema version, attributes, dataset names, shapes and dtypes, and that every variation
-    of a row is the same hard event; raises :class:`DataFileError` naming the file and the problem. Impact
+    Validates the format, schema version, attributes, dataset names, shapes and dtypes, the labels against the
+    file's class and the padding against ``n_constituents``; raises :class:`DataFileError` naming the file and the
+    problem. (That row ``i`` of every variation is one hard event is guaranteed by the generator, which requires
+    each variation's jet within ΔR < 0.8 of the nominal one; ``tests/test_resim.py`` checks it.) Impact
     parameters d0, dz are computed from the stored vertices (``hepnb.features.impact_parameters``).
     """
     from hepnb.features import impact_parameters
