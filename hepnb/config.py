@@ -82,9 +82,11 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "n_events": Knob("count", 50, 500, 5000, "HZ(->bb nunu) events clustered for the jet-mass spectrum"),
     },
     "data": {
-        "n_events": Knob("count", 300, 20_000, 500_000,
-                         "hard events per class, each re-showered in 5 variations (paper 000: 500k jets/class)"),
+        "n_events": Knob("count", 300, 10_000, 500_000,
+                         "hard events per class (H->bb, QCD, W), each showered 5 ways (paper 000: 500k jets/class)"),
         "workers": Knob("count", 2, 2, 16, "generator worker processes"),
+        "n_substructure": Knob("count", 300, 4_000, 50_000,
+                               "jets per class and variation whose N2 is computed for the plots"),
     },
     "adversarial": {
         "n_jets": Knob("count", 400, 20_000, 500_000, "jets per class (paper 000, Table VII: 500k)"),

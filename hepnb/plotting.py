@@ -106,3 +106,97 @@ def jet_display(particles: ak.Record | ak.Array, jet: ak.Record, members: ak.Arr
     ax.set_title(title or f"$p_T$ = {jet.pt:.0f} GeV, $m$ = {jet.mass:.0f} GeV, {len(parts)} particles")
     ax.legend(loc="lower right", fontsize="small", markerscale=0.5)
     return ax
+
+
+VARIATION_STYLES = {"nominal": ("black", "-"), "seed": ("tab:grey", "--"), "fsr_down": ("tab:blue", "-"),
+                    "fsr_up": ("tab:red", "-"), "alt_shower": ("tab:green", "-")}
+VARIATION_LABELS = {"nominal": "nominal (Pythia)", "seed": "new seed", "fsr_down": r"FSR $\mu_R\times1/\sqrt{2}$",
+                    "fsr_up": r"FSR $\mu_R\times\sqrt{2}$", "alt_shower": "alt. shower (Vincia; Herwig stand-in)"}
+
+
+def variation_display(p4: np.ndarray, mask: np.ndarray, charge: np.ndarray, variations: Any, R: float = 0.8,
+                      axes: Any = None, title: str | None = None) -> Any:
+    """One hard event's jet in every variation, side by side: constituents in (Δη, Δφ) around the *nominal* jet
+    axis, dot area ∝ pT, charged filled and neutral open, each variation's own axis as a cross.
+
+    ``p4`` (V, C, 4), ``mask`` and ``charge`` (V, C) are one row of a :class:`hepnb.sample.JetSample`. Explained in
+    ``book/data/resimulation.ipynb``.
+    """
+    import matplotlib.patches as mpatches
+    import matplotlib.pyplot as plt
+
+    V = len(variations)
+    if axes is None:
+        _, axes = plt.subplots(1, V, figsize=(3.3 * V, 3.6), sharex=True, sharey=True)
+    p4 = np.asarray(p4, dtype=np.float64)
+    jets = (p4 * mask[..., None]).sum(1)
+
+    def eta_phi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pt = np.hypot(x[..., 0], x[..., 1])
+        return np.arcsinh(x[..., 2] / np.maximum(pt, 1e-12)), np.arctan2(x[..., 1], x[..., 0]), pt
+
+    ref_eta, ref_phi, _ = eta_phi(jets[0])
+    scale = max(eta_phi(p4[v][mask[v]])[2].max() for v in range(V))
+    for v, (ax, name) in enumerate(zip(axes, variations)):
+        eta, phi, pt = eta_phi(p4[v][mask[v]])
+        deta, dphi = eta - ref_eta, wrap_phi(phi - ref_phi)
+        size = 500.0 * pt / scale + 3.0
+        colour = VARIATION_STYLES.get(name, ("tab:purple", "-"))[0]
+        charged = charge[v][mask[v]] != 0
+        ax.scatter(deta[charged], dphi[charged], s=size[charged], c=colour, alpha=0.7, lw=0, label="charged")
+        ax.scatter(deta[~charged], dphi[~charged], s=size[~charged], facecolors="none", edgecolors=colour,
+                   lw=1.0, label="neutral")
+        jet_eta, jet_phi, jet_pt = eta_phi(jets[v])
+        ax.plot([jet_eta - ref_eta], [wrap_phi(jet_phi - ref_phi)], marker="x", color="0.2", ms=9, mew=2)
+        ax.add_patch(mpatches.Circle((0.0, 0.0), R, fill=False, color="0.5", ls="--", lw=1.0))
+        mass = np.sqrt(max(jets[v][3] ** 2 - (jets[v][:3] ** 2).sum(), 0.0))
+        ax.set_title(f"{VARIATION_LABELS.get(name, name)}\n{mask[v].sum()} constituents, m = {mass:.0f} GeV",
+                     fontsize="small")
+        ax.set_xlim(-1.05 * R, 1.05 * R)
+        ax.set_ylim(-1.05 * R, 1.05 * R)
+        ax.set_aspect("equal")
+        ax.set_xlabel(r"$\Delta\eta$")
+    axes[0].set_ylabel(r"$\Delta\phi$ to the nominal jet axis")
+    axes[0].legend(loc="lower left", fontsize="x-small", markerscale=0.4)
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes
+
+
+def variation_ratio_plot(values: dict[str, np.ndarray], bins: np.ndarray, xlabel: str, reference: str = "nominal",
+                         axes: Any = None, title: str | None = None, ratio_range: tuple[float, float] = (0.5, 1.5)
+                         ) -> Any:
+    """Normalised step histograms of one observable per variation, with a ratio-to-``reference`` panel below
+    (the layout of paper 004, Fig. 3). NaNs are dropped. Explained in ``book/data/resimulation.ipynb``."""
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(5.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    main, ratio = axes
+    edges = np.asarray(bins, dtype=float)
+    width = np.diff(edges)
+    ref = np.asarray(values[reference], float)
+    ref_counts, _ = np.histogram(ref[np.isfinite(ref)], bins=edges)
+    ref_density = ref_counts / max(ref_counts.sum(), 1) / width
+    for name, array in values.items():
+        array = np.asarray(array, float)
+        counts, _ = np.histogram(array[np.isfinite(array)], bins=edges)
+        total = max(counts.sum(), 1)
+        density, error = counts / total / width, np.sqrt(counts) / total / width
+        colour, style = VARIATION_STYLES.get(name, ("tab:purple", "-"))
+        mplhep.histplot(density, edges, yerr=error, ax=main, histtype="step", color=colour, ls=style,
+                        label=VARIATION_LABELS.get(name, name))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(ref_density > 0, density / ref_density, np.nan)
+        if name != reference:
+            mplhep.histplot(r, edges, ax=ratio, histtype="step", color=colour, ls=style)
+    ratio.axhline(1.0, color="black", lw=0.8)
+    ratio.set_ylim(*ratio_range)
+    ratio.set_ylabel(f"ratio to\n{reference}")
+    ratio.set_xlabel(xlabel)
+    main.set_ylabel("normalised")
+    main.legend(fontsize="x-small", frameon=False)
+    if title:
+        main.set_title(title)
+    return axes
