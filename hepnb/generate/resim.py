@@ -42,13 +42,15 @@ from hepnb.jets import cluster
 from hepnb.sample import CLASS_NAMES, VARIATION_NAMES
 
 # Bump when the pipeline changes what it writes for the same settings: it is part of every cache file's hash.
-PIPELINE_VERSION = 1
-# Hard events per shard: 500, 1000, 2000, then 4000 each. Small first shards keep small samples cheap; big later
+PIPELINE_VERSION = 2
+# Hard events per shard: 500, 1000, 2000, 4000, then 8000 each. Small first shards keep small samples cheap; big later
 # shards spread the Pythia initialisations (6 per shard, ~0.2 s each) over many events. The schedule is fixed, so the
 # bytes of a sample depend neither on the worker count nor on how many events are asked for (a smaller sample is
 # exactly the first rows of a bigger one).
-SHARD_SIZES = (500, 1000, 2000)
-SHARD_SIZE_MAX = 4000
+SHARD_SIZES = (500, 1000, 2000, 4000)
+SHARD_SIZE_MAX = 8000
+PRUNE_MARGIN = 0.1  # extra (y, φ) radius kept around the target when pruning particles before clustering
+BATCH_EVENTS = 2000  # events showered per nextBatch call (memory: ~0.1-0.2 GB per batch)
 
 
 def shard_size(shard: int) -> int:
@@ -208,24 +210,29 @@ def _write_hard_events(cls: JetClass, seed: int, shard: int, n_hard: int, sel: S
     p4 = np.empty((n_hard, 4))
     pid = np.empty(n_hard, dtype=np.int32)
     kept = tried = 0
+    if cls.target_id is None:
+        def is_target(ident: int) -> bool:
+            return ident != 23 and ident != 22
+    else:
+        def is_target(ident: int) -> bool:
+            return abs(ident) == cls.target_id
+    process = pythia.process  # the same Event object every time; entries 5, 6: the 2 -> 2 outgoing particles
+    generate, eta_max = pythia.next, sel.hard_eta_max
     while kept < n_hard:
         tried += 1
         if tried > 1000 * n_hard + 1000:
             raise GeneratorError(f"{cls.name}: fewer than 1 in 1000 hard events pass pT > {sel.hard_pt_min} GeV and "
                                  f"|eta| < {sel.hard_eta_max}")
-        if not pythia.next():
+        if not generate():
             continue
-        process = pythia.process
-        target = None
-        for j in (5, 6):  # the two outgoing particles of the 2 -> 2 hard scattering
-            particle = process[j]
-            ident = particle.id()
-            if (cls.target_id is None and ident not in (22, 23)) or abs(ident) == cls.target_id:
-                target = particle
-                break
-        if target is None:
+        target = process[5]
+        if not is_target(target.id()):
+            target = process[6]
+        if abs(target.eta()) >= eta_max:  # (this loop runs ~5 times per kept event: keep it lean)
+            continue
+        if not is_target(target.id()):
             raise GeneratorError(f"{cls.name}: no jet-initiating particle among the outgoing hard partons")
-        if target.pT() <= sel.hard_pt_min or abs(target.eta()) >= sel.hard_eta_max:
+        if target.pT() <= sel.hard_pt_min:
             continue
         p4[kept] = (target.px(), target.py(), target.pz(), target.e())
         pid[kept] = target.id()
@@ -267,7 +274,7 @@ def _bottom_copy(index: np.ndarray, offsets: np.ndarray, d1: np.ndarray, d2: np.
 
 
 def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per event: the showered jet-initiating object's (η, φ) and, for resonances, its decay products' (2, η, φ).
+    """Per event: the showered jet-initiating object's (η, φ, y) and, for resonances, its decay products' (2, η, φ, y).
 
     Read from the event record after the shower, so ISR recoil (which moves the hard system) is accounted for.
     """
@@ -277,7 +284,7 @@ def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | 
     pid = ak.to_numpy(ak.flatten(prt.id))
     d1 = ak.to_numpy(ak.flatten(prt.daughter1))
     d2 = ak.to_numpy(ak.flatten(prt.daughter2))
-    px, py, pz = (ak.to_numpy(ak.flatten(prt.p[c])) for c in ("px", "py", "pz"))
+    px, py, pz, e = (ak.to_numpy(ak.flatten(prt.p[c])) for c in ("px", "py", "pz", "e"))
     id5, id6 = pid[offsets[:-1] + 5], pid[offsets[:-1] + 6]
     if cls.target_id is None:
         first = ~np.isin(id5, (22, 23))
@@ -286,9 +293,10 @@ def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | 
     start = np.where(first, 5, 6)
     bottom = _bottom_copy(start, offsets, d1, d2, pid)
 
-    def eta_phi(g: np.ndarray) -> np.ndarray:
+    def eta_phi(g: np.ndarray) -> np.ndarray:  # columns: pseudorapidity, azimuth, rapidity
         pt = np.hypot(px[g], py[g])
-        return np.stack([np.arcsinh(pz[g] / np.maximum(pt, 1e-12)), np.arctan2(py[g], px[g])], axis=-1)
+        rapidity = 0.5 * np.log((e[g] + pz[g]) / np.maximum(e[g] - pz[g], 1e-12))
+        return np.stack([np.arcsinh(pz[g] / np.maximum(pt, 1e-12)), np.arctan2(py[g], px[g]), rapidity], axis=-1)
 
     g = offsets[:-1] + bottom
     target = eta_phi(g)
@@ -322,20 +330,39 @@ def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_eve
     ``anchor`` (n_events, 2): (η, φ) of the event's nominal jet; the jet must also lie within ``match_dr`` of it,
     so that all variations of a row are the same jet (ISR recoil differs between showers, and a hard ISR emission
     can move the parton). ``prune=False`` clusters every particle (for checking that pruning changes nothing).
+    Events are showered in batches of :data:`BATCH_EVENTS` from one Pythia (the same events as one big batch; it
+    bounds the memory of a shard).
     """
     t0 = time.perf_counter()
     pythia = make_pythia(shower_settings(variation, lhe_path), derive_seed(seed, cls.name, shard, variation.name))
-    events = pythia.nextBatch(n_events, "none")
-    ok = ~ak.to_numpy(ak.is_none(events, axis=0))
     passed = np.zeros(n_events, dtype=bool)
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, n_events, BATCH_EVENTS):
+        stop = min(start + BATCH_EVENTS, n_events)
+        events = pythia.nextBatch(stop - start, "none")
+        batch_anchor = None if anchor is None else anchor[start:stop]
+        batch_passed, arrays = _jets_of_batch(events, pythia.particleData, cls, sel, batch_anchor, prune)
+        passed[start:stop] = batch_passed
+        parts.append(arrays)
+    merged = {key: np.concatenate([a[key] for a in parts]) for key in parts[0]}
+    return passed, merged, time.perf_counter() - t0
+
+
+def _jets_of_batch(events: ak.Array, particle_data: Any, cls: JetClass, sel: Selection, anchor: np.ndarray | None,
+                   prune: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Cluster, match and pack one batch of showered events (see :func:`_shower_variation`)."""
+    ok = ~ak.to_numpy(ak.is_none(events, axis=0))
+    passed = np.zeros(len(events), dtype=bool)
     good = events[ok]
     target, products = _targets(good, cls)
-    particles = visible_final_state(good, pythia.particleData)
-    # A jet within match_dr of the target holds only particles within ~match_dr + R of it, and anti-kT only lets
-    # particles within R of those influence it: particles further than match_dr + 2R cannot change the matched jet
-    # (checked against unpruned clustering in tests/test_resim.py), so they are not clustered.
-    if prune:
-        particles = particles[_delta_r(particles.eta, particles.phi, target) < sel.match_dr + 2 * sel.R]
+    particles = visible_final_state(good, particle_data)
+    # Only particles near the target are clustered. A jet within match_dr of the target (in η; its rapidity differs by
+    # < PRUNE_MARGIN for these jets) holds particles within about match_dr + R of it in (y, φ), and anti-kT lets a particle affect that jet only through a neighbouring jet overlapping it
+    # (axes < 2R apart); beyond match_dr + 2R that takes a chain of overlapping jets. tests/test_resim.py checks that
+    # pruned and unpruned clustering give identical jets, passed flags and arrays in every variation.
+    if prune:  # FastJet measures distances in rapidity y, not pseudorapidity (they differ for soft massive hadrons)
+        distance = _delta_r(particles.rapidity, particles.phi, target[:, [2, 1]])
+        particles = particles[distance < sel.match_dr + 2 * sel.R + PRUNE_MARGIN]
     jets, constituents = cluster(particles, R=sel.R, ptmin=sel.jet_pt_min)
     window = ((jets.pt < sel.jet_pt_max) & (abs(jets.eta) < sel.jet_eta_max) & (jets.mass > sel.jet_mass_min))
     dr = _delta_r(jets.eta, jets.phi, target)
@@ -357,15 +384,16 @@ def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_eve
         return np.asarray(ak.to_numpy(ak.fill_none(ak.pad_none(x, C, axis=1, clip=True), 0))).astype(dtype)
 
     arrays = {
-        "cands": np.stack([padded(cands[f], np.float32) for f in CAND_FIELDS], axis=-1),
-        "pid": padded(cands.pid, np.int32),
-        "charge": padded(cands.charge, np.int8),
+        "cands": np.stack([padded(cands[f], np.float32) for f in CAND_FIELDS], axis=-1).reshape(-1, C,
+                                                                                               len(CAND_FIELDS)),
+        "pid": padded(cands.pid, np.int32).reshape(-1, C),
+        "charge": padded(cands.charge, np.int8).reshape(-1, C),
         "n_constituents": np.asarray(ak.to_numpy(ak.fill_none(ak.num(cands.px), 0))).astype(np.int32),
         "jet": np.stack([np.asarray(ak.to_numpy(ak.fill_none(jet[c], 0.0))) for c in ("px", "py", "pz", "E")],
-                        axis=-1).astype(np.float64),
+                        axis=-1).astype(np.float64).reshape(-1, 4),
     }
     passed[np.flatnonzero(ok)[has]] = True
-    return passed, arrays, time.perf_counter() - t0
+    return passed, arrays
 
 
 # ---------------------------------------------------------------------------------------------------------------
