@@ -79,3 +79,43 @@ def shift_table(values: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], re
                 row[f"KS {key}"] = round(ks_distance(obs[key], ref[key]), 3)
             rows.append(row)
     return rows
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, statistic: Any, n_boot: int = 300, seed: int = 0
+                     ) -> tuple[float, float]:
+    """``statistic(b) - statistic(a)`` and its bootstrap standard error.
+
+    ``a`` and ``b`` are the same hard events in two variations (row ``i`` of both is one event), so rows are
+    resampled *jointly*: the shower-to-shower correlation of the pair is kept, as it should be.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_bootstrap needs two 1-d arrays of the same length, got {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for k in range(n_boot):
+        rows = rng.integers(0, len(a), len(a))
+        diffs[k] = statistic(b[rows]) - statistic(a[rows])
+    return float(statistic(b) - statistic(a)), float(diffs.std(ddof=1))
+
+
+def verdict(difference: float, error: float, expected_sign: int, z: float = 2.0) -> str:
+    """``"yes"`` if ``difference`` has the expected sign by more than ``z`` standard errors, ``"no (opposite)"`` if
+    it has the other sign by as much, else ``"not significant"``."""
+    if difference * expected_sign > z * error:
+        return "yes"
+    if difference * expected_sign < -z * error:
+        return "no (opposite)"
+    return "not significant"
+
+
+def peak_width(mass: np.ndarray, window: tuple[float, float] = (75.0, 175.0)) -> float:
+    """Half the 16-84% range of the masses inside ``window`` [GeV]: a resolution-like width of a mass peak."""
+    mass = np.asarray(mass, float)
+    inside = mass[(mass > window[0]) & (mass < window[1])]
+    return float(np.subtract(*np.percentile(inside, [84, 16])) / 2)
+
+
+def iqr(values: np.ndarray) -> float:
+    """Interquartile range (NaNs dropped)."""
+    return float(np.subtract(*np.nanpercentile(np.asarray(values, float), [75, 25])))

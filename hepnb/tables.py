@@ -54,3 +54,9 @@ class Table:
         return "\n".join(([self.title] if self.title else []) + lines)
 
     __repr__ = __str__
+
+
+def format_pm(value: float, error: float, digits: int = 2, signed: bool = True) -> str:
+    """``"+1.23 ± 0.04"``: a value and its uncertainty at ``digits`` decimals, for results tables."""
+    sign = "+" if signed else ""
+    return f"{value:{sign}.{digits}f} ± {error:.{digits}f}"

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from hepnb.observables import DISPLACED_D0_MM, jet_mass, jet_pt, ks_distance, ks_noise_level, observables, shift_table
+from hepnb.observables import (DISPLACED_D0_MM, iqr, jet_mass, jet_pt, ks_distance, ks_noise_level, observables,
+                               paired_bootstrap, peak_width, shift_table, verdict)
 from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 
 
@@ -60,3 +61,23 @@ def test_shift_table_rows_skip_the_reference():
     values = {"hbb": {"nominal": {"m": a}, "seed": {"m": a}, "alt_shower": {"m": a + 25}}}
     rows = shift_table(values)
     assert [(r["variation"], r["KS m"]) for r in rows] == [("seed", 0.0), ("alt_shower", 0.5)]
+
+
+def test_paired_bootstrap_error_matches_the_analytic_one_for_a_mean_shift():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=4000)
+    b = a + 0.1 + rng.normal(scale=0.5, size=4000)  # correlated pair: the error is that of the difference only
+    diff, err = paired_bootstrap(a, b, np.mean, n_boot=400)
+    assert diff == pytest.approx(np.mean(b - a))
+    assert err == pytest.approx(0.5 / np.sqrt(4000), rel=0.15)
+
+
+def test_verdicts_and_widths():
+    assert verdict(0.5, 0.1, +1) == "yes"
+    assert verdict(-0.5, 0.1, +1) == "no (opposite)"
+    assert verdict(0.15, 0.1, +1) == "not significant"
+    assert verdict(-0.5, 0.1, -1) == "yes"
+    rng = np.random.default_rng(2)
+    masses = rng.normal(125.0, 8.0, 200_000)
+    assert peak_width(masses) == pytest.approx(8.0, rel=0.02)
+    assert iqr(np.append(masses, np.nan)) == pytest.approx(2 * 0.6745 * 8.0, rel=0.02)
