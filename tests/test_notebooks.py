@@ -90,3 +90,15 @@ def test_notebooks_define_no_functions(path):
         for node in ast.walk(_python(_code(cell))):
             assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)), (
                 f"{path}: defines {getattr(node, 'name', 'a lambda')} in the notebook; put it in hepnb")
+
+
+def test_every_toc_notebook_is_collected_by_nbval():
+    """`make test` must run every chapter: a norecursedirs pattern like "data" once silently skipped book/data/."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval-lax", "book"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    collected = {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
+    missing = {str(p) for p in NOTEBOOKS} - collected
+    assert not missing, f"notebooks in _toc.yml that pytest does not collect: {sorted(missing)}\n{done.stdout[-2000:]}"
