@@ -35,7 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hepnb.errors import DataFileError
+from hepnb.errors import DataFileError, open_hdf5
 from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 
 FORMAT = "hepnb-resim"
@@ -116,13 +116,7 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[h5py.File]:
-    if not path.exists():
-        raise DataFileError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise DataFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from err
-    with f:
+    with open_hdf5(path) as f:
         fmt = f.attrs.get("format")
         if isinstance(fmt, bytes):
             fmt = fmt.decode()

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from hepnb.config import public_data_dir
-from hepnb.errors import DataFileError
+from hepnb.errors import DataFileError, open_hdf5
 from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 
 # jettype in singletons[..., 0] -> (class name in CLASS_NAMES, PDG id of the initiating parton).
@@ -142,15 +142,7 @@ def load_rs3l(path, max_rows: int | None = None, max_constituents: int = 100, st
     start = _positive_int("start", start, 0)
     if max_rows is not None:
         max_rows = _positive_int("max_rows", max_rows, 1)
-    if not path.exists():
-        raise DataFileError(f"{path}: no such file (put the RS3L files under {public_data_dir() / 'rs3l'}, "
-                            f"see data/README.md)")
-    if not path.is_file():
-        raise DataFileError(f"{path}: not a file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise DataFileError(f"{path}: cannot be opened as HDF5 (not HDF5, truncated or corrupt): {err}") from err
+    f = open_hdf5(path, f" (put the RS3L files under {public_data_dir() / 'rs3l'}, see data/README.md)")
     try:
         with f:
             singletons = _dataset(f, "singletons", path)

@@ -179,7 +179,7 @@ def test_truncated_file(good, tmp_path):
 def test_not_hdf5(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("these are not the jets you are looking for\n" * 10)
-    with pytest.raises(DataFileError, match="not a readable HDF5 file"):
+    with pytest.raises(DataFileError, match="cannot be opened as HDF5"):
         io.read_resim(text)
 
 
