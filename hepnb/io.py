@@ -249,12 +249,11 @@ def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, 
                   selection: Any = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info."""
     from hepnb.generate import derive_seed, resim
-    from hepnb.sample import CLASS_NAMES as names
 
     sel = selection or resim.Selection()
     arrays, info = resim.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
                                         progress=progress)
-    arrays["label"] = np.full(len(arrays["event_id"]), names.index(class_name), dtype=np.int8)
+    arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
     record = generation_record(class_name, seed, sel)
     cls = resim.jet_class(class_name)
     attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),

@@ -2,6 +2,8 @@
 
 ``pythia``     a quiet, seeded, validated Pythia instance and batched generation into awkward arrays
 ``processes``  the named physics processes of the book (settings lists shared by every chapter)
+``resim``      one hard scattering showered five ways, matched jets, sharded and reproducible
+               (explained in ``book/data/resimulation.ipynb``)
 """
 
 from hepnb.generate.processes import PROCESSES, process_settings
