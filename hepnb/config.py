@@ -88,6 +88,12 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "n_substructure": Knob("count", 300, 4_000, 50_000,
                                "jets per class and variation whose N2 is computed for the plots"),
     },
+    "landscape": {
+        "n_events": Knob("count", 300, 5_000, 100_000, "hard events per class (H->bb, QCD) for the jet tagger"),
+        "epochs": Knob("count", 2, 15, 50, "training epochs of the jet tagger"),
+        "hessian_jets": Knob("count", 256, 2_048, 20_000, "jets in the batch whose loss Hessian is analysed"),
+        "test_jets": Knob("count", 256, 2_000, 20_000, "test jets averaged over in the gradient-ascent paths"),
+    },
     "adversarial": {
         "n_jets": Knob("count", 400, 20_000, 500_000, "jets per class (paper 000, Table VII: 500k)"),
         "epochs": Knob("count", 2, 20, 100, "training epochs per model"),

@@ -350,3 +350,23 @@ def sample_features(sample: JetSample, variations: Any = None, max_constituents:
                                        sample.dz[part], sample.mask[part], jet_p4=sample.jet_p4[part])
         jet[part] = jet_features(sample.jet_p4[part])
     return x, jet, sample.mask.astype(bool, copy=True)
+
+
+def rotate_eta_phi(x: Any, angle: Any) -> Any:
+    """Rotate every jet's constituents about the jet axis in the (Δη, Δφ) plane by ``angle`` (one per jet, radians).
+
+    ``x`` (B, C, 15) features in :data:`FEATURE_NAMES` order (NumPy or torch); only ``deta`` and ``dphi`` change
+    (ΔR, momenta, charge, impact parameters and flags are invariant), padding stays zero. A symmetry of a jet
+    *image* that a tagger is not taught: used as the transformation g of paper 002's R(ε) in
+    ``book/landscape/sharpness.ipynb``.
+    """
+    i, j = FEATURE_NAMES.index("deta"), FEATURE_NAMES.index("dphi")
+    if _is_torch(x):
+        import torch
+
+        out, c, s = x.clone(), torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+    else:
+        out, c, s = np.array(x, copy=True), np.cos(angle)[:, None], np.sin(angle)[:, None]
+    out[..., i] = c * x[..., i] - s * x[..., j]
+    out[..., j] = s * x[..., i] + c * x[..., j]
+    return out

@@ -391,3 +391,23 @@ def test_mismatched_shapes_raise_clear_errors():
         features_of(jets, np.zeros((2, 4)))
     with pytest.raises(ValueError, match="vertex must have shape"):
         impact_parameters(jets["p4"], np.zeros((3, 5, 2)), jets["charge"])
+
+
+def test_rotation_in_eta_phi_keeps_dr_and_is_a_rotation():
+    import torch
+
+    from hepnb.features import FEATURE_NAMES, rotate_eta_phi
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 6, len(FEATURE_NAMES)))
+    x[:, 4:] = 0.0  # padding
+    angle = rng.uniform(0, 2 * np.pi, 4)
+    i, j, r = FEATURE_NAMES.index("deta"), FEATURE_NAMES.index("dphi"), FEATURE_NAMES.index("dr")
+    out = rotate_eta_phi(x, angle)
+    assert np.allclose(np.hypot(out[..., i], out[..., j]), np.hypot(x[..., i], x[..., j]))
+    assert np.all(out[:, 4:] == 0)
+    others = [k for k in range(len(FEATURE_NAMES)) if k not in (i, j)]
+    assert np.array_equal(out[..., others], x[..., others]) and r in others
+    back = rotate_eta_phi(out, -angle)
+    assert np.allclose(back, x)
+    assert np.allclose(rotate_eta_phi(torch.tensor(x), torch.tensor(angle)).numpy(), out)
