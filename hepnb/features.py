@@ -370,3 +370,17 @@ def rotate_eta_phi(x: Any, angle: Any) -> Any:
     out[..., i] = c * x[..., i] - s * x[..., j]
     out[..., j] = s * x[..., i] + c * x[..., j]
     return out
+
+
+class EtaPhiRotation:
+    """The transformation ``g`` of paper 002's R(ε) for the sharpness page: :func:`rotate_eta_phi` by one angle per
+    jet, applied to the feature tensor ``x`` or to the first entry of a model-input tuple ``(x, jet, mask)``.
+    Explained in ``book/landscape/sharpness.ipynb``."""
+
+    def __init__(self, angle: Any):
+        self.angle = angle
+
+    def __call__(self, inputs: Any) -> Any:
+        if isinstance(inputs, tuple):
+            return (rotate_eta_phi(inputs[0], self.angle), *inputs[1:])
+        return rotate_eta_phi(inputs, self.angle)

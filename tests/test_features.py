@@ -411,3 +411,16 @@ def test_rotation_in_eta_phi_keeps_dr_and_is_a_rotation():
     back = rotate_eta_phi(out, -angle)
     assert np.allclose(back, x)
     assert np.allclose(rotate_eta_phi(torch.tensor(x), torch.tensor(angle)).numpy(), out)
+
+
+def test_eta_phi_rotation_acts_on_the_first_model_input_only():
+    import torch
+
+    from hepnb.features import EtaPhiRotation, rotate_eta_phi
+
+    x, jet, mask = torch.randn(3, 5, 15), torch.randn(3, 2), torch.ones(3, 5, dtype=torch.bool)
+    angle = torch.tensor([0.1, 1.0, 2.0])
+    g = EtaPhiRotation(angle)
+    gx, gjet, gmask = g((x, jet, mask))
+    assert torch.equal(gx, rotate_eta_phi(x, angle)) and gjet is jet and gmask is mask
+    assert torch.equal(g(x), gx)
