@@ -34,7 +34,8 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 __all__ = [
     "Batch", "EigenResult", "InputSpace", "LossFn", "LossSpace", "ParameterSpace", "ReducedHessian", "TraceResult",
     "ascent_path", "ascent_path_over", "dense_hessian", "density_on_grid", "hutchinson_trace", "lanczos",
-    "loss_profile", "output_ratio", "power_iteration", "reduced_hessian", "slq_density",
+    "eval_mode", "loss_profile", "output_ratio", "power_iteration", "reduced_hessian", "reduced_hessians_per_sample",
+    "slq_density",
 ]
 
 
@@ -134,6 +135,7 @@ class LossSpace:
     dim: int
     dtype: torch.dtype
     device: torch.device
+    vectorize: bool | None = None
 
     # --- to be provided by subclasses ---
     def _terms(self, requires_grad: bool) -> Iterator[tuple[list[Tensor], Tensor, int]]:
@@ -223,8 +225,9 @@ class LossSpace:
             return v.detach().to(self.device, self.dtype), True
         raise ValueError(f"v must have shape ({self.dim},) or (m, {self.dim}); got {tuple(v.shape)}")
 
-    def _second(self, variables: list[Tensor], grads: list[Tensor | None], vs: Tensor) -> Tensor:
-        """``H @ v`` for every row of ``vs`` from one gradient graph (batched through the autograd engine)."""
+    def _second(self, variables: list[Tensor], grads: list[Tensor | None], vs: Tensor, vectorize: bool) -> Tensor:
+        """``H @ v`` for every row of ``vs`` from one gradient graph: one vmapped double backward through the
+        autograd engine (``vectorize``) or one double backward per row."""
         m = vs.shape[0]
         sizes = [x.numel() for x in variables]
         parts = [p.reshape(m, *x.shape) for p, x in zip(vs.split(sizes, dim=1), variables)]
@@ -238,36 +241,60 @@ class LossSpace:
                                       retain_graph=True, allow_unused=True)
             return self._flat(res, variables)
 
-        if m == 1:
-            return one(0).reshape(1, -1)
+        if m == 1 or not vectorize:
+            return torch.stack([one(j) for j in range(m)])
         try:
             res = torch.autograd.grad(outputs, variables, grad_outputs=[parts[i] for i in live], retain_graph=True,
                                       allow_unused=True, is_grads_batched=True)
         except (RuntimeError, NotImplementedError):  # an op without a batching rule: fall back to a loop
+            self.vectorize = False
             return torch.stack([one(j) for j in range(m)])
         return torch.cat([(torch.zeros(m, x.numel(), dtype=vs.dtype, device=vs.device) if r is None
                            else r.reshape(m, -1)) for r, x in zip(res, variables)], dim=1)
 
-    def hvp(self, v: Tensor) -> Tensor:
-        """Hessian-vector product ``H v`` of the (batch-averaged) loss.
-
-        ``v`` is flat ``(dim,)`` -> ``(dim,)``, or a stack ``(m, dim)`` -> ``(m, dim)`` computed in one batched
-        double-backward pass per batch (faster than ``m`` single calls). The model's mode and ``.grad`` are untouched.
-        """
-        vs, batched = self._as_matrix(v)
+    def _hvp_rows(self, vs: Tensor, vectorize: bool) -> Tensor:
         graph = self._cached_graph()
         if graph is not None:
             with self._context(), torch.enable_grad():
-                out = self._second(graph[0], graph[2], vs)
-        else:
-            out, count = torch.zeros_like(vs), 0
-            with self._context(), torch.enable_grad():
-                for variables, loss, n in self._terms(requires_grad=True):
-                    grads = list(torch.autograd.grad(loss, variables, create_graph=True, allow_unused=True))
-                    out += n * self._second(variables, grads, vs).detach()
-                    count += n
-            out = out / count
-        out = out.detach()
+                return self._second(graph[0], graph[2], vs, vectorize).detach()
+        out, count = torch.zeros_like(vs), 0
+        with self._context(), torch.enable_grad():
+            for variables, loss, n in self._terms(requires_grad=True):
+                grads = list(torch.autograd.grad(loss, variables, create_graph=True, allow_unused=True))
+                out += n * self._second(variables, grads, vs, vectorize).detach()
+                count += n
+        return out / count
+
+    def _choose_vectorize(self, vs: Tensor) -> None:
+        """Time a vmapped and a looped product on a few rows once and keep the faster (vmap wins for small
+        networks; on a CPU a large transformer can be faster row by row). Both give the same products."""
+        import time
+
+        rows = vs[: min(len(vs), 4)]
+        sync = torch.cuda.synchronize if vs.device.type == "cuda" else (lambda: None)
+        self._hvp_rows(rows[:1], False)  # builds the cached graph, so neither timing pays for it
+        timings = {}
+        for vectorize in (True, False):
+            sync()
+            start = time.perf_counter()
+            self._hvp_rows(rows, vectorize)
+            sync()
+            timings[vectorize] = time.perf_counter() - start
+        if self.vectorize is None:  # not switched off by a failed vmap
+            self.vectorize = timings[True] <= timings[False]
+
+    def hvp(self, v: Tensor) -> Tensor:
+        """Hessian-vector product ``H v`` of the (batch-averaged) loss.
+
+        ``v`` is flat ``(dim,)`` -> ``(dim,)``, or a stack ``(m, dim)`` -> ``(m, dim)`` computed from one gradient
+        graph per batch, either by one vmapped double backward or row by row (:attr:`vectorize`: True, False, or
+        None to time both on the first stacked call and keep the faster). The model's mode and ``.grad`` are
+        untouched.
+        """
+        vs, batched = self._as_matrix(v)
+        if len(vs) > 1 and self.vectorize is None:
+            self._choose_vectorize(vs)
+        out = self._hvp_rows(vs, bool(self.vectorize))
         return out if batched else out[0]
 
 
@@ -280,11 +307,12 @@ class ParameterSpace(LossSpace):
     tuple, passed as ``model(*inputs)``. ``params`` are parameter names or name prefixes (``"head."``, ``"net.6"``
     matches ``net.6.weight`` and ``net.6.bias``); ``None`` takes every parameter with ``requires_grad``. For a single
     batch the gradient graph is built once and reused by every Hessian-vector product until a parameter, buffer or
-    input changes (it is then rebuilt).
+    input changes (it is then rebuilt). ``vectorize`` chooses how stacked products are computed (see :meth:`hvp`).
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Batch | Iterable[Batch],
-                 params: Sequence[str] | None = None, device: torch.device | str | None = None) -> None:
+                 params: Sequence[str] | None = None, device: torch.device | str | None = None,
+                 vectorize: bool | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
         if not callable(loss_fn):
@@ -318,6 +346,7 @@ class ParameterSpace(LossSpace):
                                      "targets a Tensor and inputs a Tensor or a tuple of Tensors")
         self._moved: tuple[tuple[Tensor, ...], Tensor] | None = None
         self._cache = None
+        self.vectorize = vectorize
 
     @staticmethod
     def _select(named: Mapping[str, Tensor], params: Sequence[str] | None) -> list[str]:
@@ -416,7 +445,7 @@ class InputSpace(LossSpace):
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, select: Tensor | None = None,
-                 input_index: int = 0) -> None:
+                 input_index: int = 0, vectorize: bool | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
         if not callable(loss_fn):
@@ -455,6 +484,7 @@ class InputSpace(LossSpace):
         self._z = x.reshape(-1).clone() if self._index is None else x.reshape(-1)[self._index].clone()
         self._z_version = 0
         self._cache = None
+        self.vectorize = vectorize
 
     @property
     def x(self) -> Tensor:
@@ -814,6 +844,22 @@ def reduced_hessian(space: LossSpace, max_dim: int = 5000) -> ReducedHessian:
     h = dense_hessian(space)
     eig = torch.linalg.eigvalsh(h).cpu().numpy().astype(float)
     return ReducedHessian(h, eig, float(eig[-1]), float(np.abs(eig).max()))
+
+
+def reduced_hessians_per_sample(model: nn.Module, loss_fn: LossFn, batch: Batch, select: Tensor | None = None,
+                                input_index: int = 0, max_dim: int = 5000) -> list[ReducedHessian]:
+    """One reduced input Hessian per sample of ``batch``: the loss of that sample alone as a function of its
+    selected input entries (paper 000, App. A: the first 5 constituents x 15 features = 75 x 75 per jet).
+
+    Explained in ``book/landscape/sharpness.ipynb``. ``select`` must broadcast to one sample's input, shaped
+    ``(1, ...)`` (e.g. ``(1, C, F)``). The model is in eval mode, so samples do not interact through BatchNorm.
+    """
+    xs, y = _split_batch(batch, next(model.parameters()).device)
+    out = []
+    for i in range(_batch_size(y)):
+        one = (tuple(t[i:i + 1] for t in xs), y[i:i + 1] if y.dim() > 0 else y)
+        out.append(reduced_hessian(InputSpace(model, loss_fn, one, select=select, input_index=input_index), max_dim))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
