@@ -90,7 +90,7 @@ def _scalar_loss(loss_fn: LossFn, out: Tensor, y: Tensor) -> Tensor:
 
 
 def _orthogonalise(v: Tensor, basis: Sequence[Tensor] | Tensor) -> Tensor:
-    """``v`` minus its projection on orthonormal ``basis`` (rows), done twice (classical Gram-Schmidt, reorthogonalised)."""
+    """``v`` minus its projection on the orthonormal rows of ``basis``, done twice (Gram-Schmidt, reorthogonalised)."""
     if isinstance(basis, Tensor):
         if basis.shape[0] == 0:
             return v
