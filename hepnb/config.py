@@ -93,6 +93,7 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "epochs": Knob("count", 2, 15, 50, "training epochs of the jet tagger"),
         "hessian_jets": Knob("count", 256, 2_048, 20_000, "jets in the batch whose loss Hessian is analysed"),
         "test_jets": Knob("count", 256, 2_000, 20_000, "test jets averaged over in the gradient-ascent paths"),
+        "reduced_jets": Knob("count", 10, 100, 1_000, "jets per class whose 75x75 feature-space Hessian is formed"),
     },
     "adversarial": {
         "n_jets": Knob("count", 400, 20_000, 500_000, "jets per class (paper 000, Table VII: 500k)"),
