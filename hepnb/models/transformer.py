@@ -3,8 +3,8 @@ with its symmetry-constrained training, in ``book/simplicity/seal.ipynb`` (futur
 
 Architecture, as the paper describes it: every constituent's feature vector is embedded by a linear layer to
 ``d_model = 256`` followed by a ReLU; three transformer encoder layers (4 attention heads, feed-forward hidden
-dimension 256, residual connections, post-layer normalisation, ReLU); mean pooling over the constituents; "dimensionality
-reduction from 256 to 128 through three linear layers with ReLU activations" and one output logit.
+dimension 256, residual connections, post-layer normalisation, ReLU); mean pooling over the constituents;
+"dimensionality reduction from 256 to 128 through three linear layers with ReLU activations" and one output logit.
 
 Choices where the paper is silent or differs from us, stated here and in the book:
 
@@ -15,8 +15,8 @@ Choices where the paper is silent or differs from us, stated here and in the boo
   number of constituents; the book uses 32, as the paper does.
 * **Feed-forward width.** ``dim_feedforward = 256``, as the paper writes. With the head read as
   256 → 128 → 128 → 128 (three linear layers with ReLU) → 1, the total is **1,257,473** trainable parameters at the
-  default 15 features (1,255,425 at the paper's 7): within 0.1% of the paper's 1,256,356. The paper's exact
-  count is matched by no head of this shape that we tried; the ~1 k difference is in a detail it does not give.
+  default 15 features (1,255,425 at the paper's 7): within 0.1% of the paper's 1,256,356. The paper's
+  exact count is matched by no head of this shape that we tried; the ~1 k difference is in a detail it does not give.
   (PyTorch's default ``dim_feedforward = 2048`` would give 4.0 M.)
 * **Padding.** The padding mask is passed to attention (``src_key_padding_mask``, True = padding), so padded
   constituents are never attended to, and the pooling is a *masked* mean over the real constituents: the output does

@@ -1,0 +1,287 @@
+"""Loss-landscape toolkit against PyHessian: top Hessian eigenvalue and Hessian trace of the paper-002 transformer.
+
+What is compared
+----------------
+One model, one fixed batch, one process. The model is :class:`hepnb.models.JetTransformer` at the paper's size
+(d_model 256, 3 layers, 4 heads: 1,257,473 parameters), trained for a few Adam steps on the batch itself (seeded) so
+that it is not at its random initialisation. The batch is random but seeded: ``--jets`` jets x 32 constituents x 15
+features, a random number of real constituents per jet (4 to 32, the rest zero padding), random binary labels,
+``BCEWithLogitsLoss``. PyHessian calls ``model(inputs)`` with one tensor, so both tools see the same wrapper: the
+features and the mask packed along the last axis, ``(B, 32, 16)``. Every PyHessian call runs under the math SDPA
+kernel (hepnb forces it itself); both tools work in eval mode.
+
+(a) Top eigenvalue to relative tolerance 1e-3. PyHessian: ``hessian(...)`` (one forward and backward with
+    ``create_graph``) plus ``eigenvalues(top_n=1, maxIter=100, tol=1e-3)``, power iteration stopped when the
+    Rayleigh quotient changes by less than 1e-3 between two steps. hepnb: ``ParameterSpace(...)`` plus
+    ``lanczos(space, k=1, tol=1e-3)``, stopped on the Ritz residual (its eigenvalue error is of order tol^2).
+    Both are compared with a long Lanczos run (tol 1e-8), the reference.
+(b) Trace to 2% relative standard error, at *equal accuracy*. PyHessian's own ``trace(maxIter, tol)`` stops when the
+    running mean changes by less than ``tol`` (it can stop after two samples, at any accuracy), so here it draws
+    Rademacher samples one ``trace(maxIter=1, tol=0)`` call at a time (its own HVP code, timed cumulatively, the
+    ``hessian(...)`` set-up included) until the same rule as hepnb's is met: at least 10 samples and
+    ``std(ddof=1) / sqrt(n) / |mean| < 0.02``. hepnb: ``hutchinson_trace(space, rel_error=0.02, batch_probes=b)``
+    with a fresh ``ParameterSpace`` (so it pays its own gradient graph), for the b of 1, 4, 8 with the lowest
+    seconds per probe in a short 32-probe timing run of each (all three full runs would triple the runtime).
+    What PyHessian's own stop (``tol=1e-3``) would have returned on the same samples is printed as well.
+
+Each task ends in ``speed ratio (PyHessian / hepnb): X.XX (target >= 3)`` (seconds, not HVP counts). The script also
+reports whether PyHessian left ``.grad`` set on the parameters (it does: ``loss.backward(create_graph=True)`` in its
+constructor, gradients that hold the whole double-backward graph) and whether it changed the model's mode.
+
+Run: ``.venv/bin/python benchmarks/landscape.py [--jets 64] [--adam-steps 20] [--rel-error 0.02] [--seed 0]``
+after ``pip install -r benchmarks/requirements.txt`` (PyHessian is a benchmark-only dependency). The batch is 64 jets,
+not 256: one Hessian-vector product of the paper-size model costs ~0.3 s at 64 jets and ~1.7 s at 256 on the 2-core
+development machine, and the trace needs hundreds of probes for 2% (the Rademacher variance of this Hessian is large:
+a single probe scatters by 50-150% of the trace), so the run takes several minutes even so; ``--rel-error 0.05`` is
+~6x quicker. The model keeps the paper's size whatever ``--jets``. It always
+exits 0 (benchmarks report, they do not fail) and prints ``BELOW TARGET`` when a ratio is under 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+TARGET = 3.0
+N_CONSTITUENTS, N_FEATURES = 32, 15
+PROBE_TIMING = 32  # probes per batch_probes setting in the short per-probe timing
+MIN_PROBES = 10  # hepnb.landscape.hutchinson_trace's default, applied to PyHessian's samples as well
+
+
+class Packed(nn.Module):
+    """``model(packed)`` with ``packed = cat([x, mask], -1)``: one input tensor, as PyHessian calls models."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        return self.model(packed[..., :-1], packed[..., -1] > 0.5)
+
+
+def make_batch(n_jets: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(packed inputs (B, 32, 16), labels (B,))``: seeded random features, padding and binary labels."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_jets, N_CONSTITUENTS, N_FEATURES, generator=gen)
+    n_real = torch.randint(4, N_CONSTITUENTS + 1, (n_jets,), generator=gen)
+    mask = torch.arange(N_CONSTITUENTS) < n_real[:, None]
+    x[~mask] = 0.0
+    y = torch.randint(0, 2, (n_jets,), generator=gen).float()
+    return torch.cat([x, mask[..., None].float()], dim=-1), y
+
+
+def grads_left(model: nn.Module) -> tuple[int, int, int]:
+    """(parameters with ``.grad`` set, of those carrying an autograd graph, all parameters)."""
+    params = list(model.parameters())
+    set_ = [p for p in params if p.grad is not None]
+    return len(set_), sum(p.grad.grad_fn is not None or p.grad.requires_grad for p in set_), len(params)
+
+
+def clear_grads(model: nn.Module) -> None:
+    """Drop ``.grad`` (breaks the parameter <-> graph reference cycle that ``backward(create_graph=True)`` makes)."""
+    for p in model.parameters():
+        p.grad = None
+    gc.collect()
+
+
+def pyhessian_stop(samples: np.ndarray, tol: float) -> int:
+    """How many samples PyHessian's own ``trace(tol=tol)`` would have drawn from this sequence of samples."""
+    trace = 0.0
+    for i in range(1, len(samples) + 1):
+        mean = float(np.mean(samples[:i]))
+        if abs(mean - trace) / (trace + 1e-6) < tol:
+            return i
+        trace = mean
+    return len(samples)
+
+
+def rel_se(samples: np.ndarray) -> float:
+    n = len(samples)
+    return float(np.std(samples, ddof=1) / math.sqrt(n) / abs(np.mean(samples))) if n > 1 else math.inf
+
+
+def verdict(ratio: float) -> None:
+    print(f"speed ratio (PyHessian / hepnb): {ratio:.2f} (target >= {TARGET:g})")
+    if ratio < TARGET:
+        print("BELOW TARGET")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jets", type=int, default=64, help="jets in the fixed batch (paper-size model regardless)")
+    parser.add_argument("--adam-steps", type=int, default=20, help="Adam steps on the batch before measuring")
+    parser.add_argument("--rel-error", type=float, default=0.02, help="trace: target relative standard error")
+    parser.add_argument("--max-probes", type=int, default=1500, help="trace: cap on PyHessian's samples")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    try:
+        from pyhessian import hessian
+    except ImportError:
+        print("PyHessian is not installed: pip install -r benchmarks/requirements.txt")
+        return
+    from hepnb.landscape import ParameterSpace, hutchinson_trace, lanczos
+    from hepnb.models import JetTransformer, n_parameters
+
+    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+    torch.manual_seed(args.seed)
+    net = JetTransformer()
+    model = Packed(net)
+    inputs, targets = make_batch(args.jets, args.seed)
+    criterion = nn.BCEWithLogitsLoss()
+
+    t0 = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss0 = float(criterion(model(inputs), targets).detach())
+    for _ in range(args.adam_steps):
+        opt.zero_grad(set_to_none=True)
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        opt.step()
+    del opt
+    clear_grads(model)
+    model.train()
+    with torch.no_grad():
+        loss1 = float(criterion(model(inputs), targets))
+    print(f"model: JetTransformer, {n_parameters(net):,} parameters; batch {args.jets} jets x {N_CONSTITUENTS} "
+          f"constituents x {N_FEATURES} features ({int(inputs[..., -1].sum())} real constituents), seed {args.seed}")
+    print(f"{args.adam_steps} Adam steps (lr 1e-3) on the batch: loss {loss0:.4f} -> {loss1:.4f} "
+          f"({time.perf_counter() - t0:.1f} s); torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    with sdpa_kernel(SDPBackend.MATH):  # warm-up: one double-backward pass, not timed
+        params = list(model.parameters())
+        g = torch.autograd.grad(criterion(model(inputs), targets), params, create_graph=True)
+        torch.autograd.grad(g, params, grad_outputs=[torch.ones_like(p) for p in params])
+        del g
+
+    # ------------------------------------------------------------------ (a) top eigenvalue
+    print("\n(a) top eigenvalue, relative tolerance 1e-3")
+    torch.manual_seed(args.seed)
+    was_training = model.training
+    counter = {"n": 0}
+    ph_module = sys.modules["pyhessian.hessian"]
+    hvp_impl = ph_module.hessian_vector_product
+
+    def counted_hvp(*a):
+        counter["n"] += 1
+        return hvp_impl(*a)
+
+    ph_module.hessian_vector_product = counted_hvp
+    with sdpa_kernel(SDPBackend.MATH):
+        t0 = time.perf_counter()
+        h = hessian(model, criterion, data=(inputs, targets), cuda=False)
+        t_init = time.perf_counter() - t0
+        after_init = grads_left(model)
+        t0 = time.perf_counter()
+        ph_eig, _ = h.eigenvalues(top_n=1, maxIter=100, tol=1e-3)
+        t_ph = t_init + time.perf_counter() - t0
+    ph_eig, ph_hvp = float(ph_eig[0]), counter["n"]
+    after_eig = grads_left(model)
+    mode_changed = was_training and not model.training
+    del h
+    clear_grads(model)
+    model.train(was_training)
+
+    t0 = time.perf_counter()
+    space = ParameterSpace(model, criterion, (inputs, targets))
+    res = lanczos(space, k=1, tol=1e-3, seed=args.seed)
+    t_hep = time.perf_counter() - t0
+    hep_eig = float(res.eigenvalues[0])
+    hep_grads = grads_left(model)[0]
+
+    t0 = time.perf_counter()
+    ref = lanczos(space, k=1, tol=1e-8, max_iter=150, seed=args.seed + 1)
+    t_ref = time.perf_counter() - t0
+    lam = float(ref.eigenvalues[0])
+    del space
+
+    print(f"reference (hepnb lanczos, tol 1e-8): {lam:.6g} ({ref.n_hvp} HVPs, {t_ref:.1f} s, "
+          f"converged {ref.converged})")
+    print(f"{'':<10} {'eigenvalue':>12} {'rel. err':>9} {'HVPs':>5} {'seconds':>8} {'s/HVP':>6}")
+    print(f"{'PyHessian':<10} {ph_eig:>12.6g} {abs(ph_eig - lam) / abs(lam):>9.1e} {ph_hvp:>5d} {t_ph:>8.2f} "
+          f"{t_ph / ph_hvp:>6.2f}")
+    print(f"{'hepnb':<10} {hep_eig:>12.6g} {abs(hep_eig - lam) / abs(lam):>9.1e} {res.n_hvp:>5d} {t_hep:>8.2f} "
+          f"{t_hep / res.n_hvp:>6.2f}")
+    print(f"relative difference PyHessian vs hepnb: {abs(ph_eig - hep_eig) / abs(hep_eig):.1e}")
+    print(f"PyHessian's constructor left .grad set on {after_init[0]} of {after_init[2]} parameters "
+          f"({after_init[1]} holding the double-backward graph); after eigenvalues(): {after_eig[0]} "
+          f"(its zero_grad() sets them to None in torch >= 2, but the hessian object keeps the graph)"
+          f"{'; it switched the model to eval mode and left it there' if mode_changed else ''}; "
+          f"hepnb left .grad on {hep_grads} parameters")
+    verdict(t_ph / t_hep)
+
+    # ------------------------------------------------------------------ (b) trace
+    print(f"\n(b) Hessian trace to {args.rel_error:.0%} relative standard error (at least {MIN_PROBES} probes)")
+    torch.manual_seed(args.seed)
+    with sdpa_kernel(SDPBackend.MATH):
+        t0 = time.perf_counter()
+        h = hessian(model, criterion, data=(inputs, targets), cuda=False)
+        samples: list[float] = []
+        while len(samples) < args.max_probes:
+            samples += h.trace(maxIter=1, tol=0.0)
+            if len(samples) >= MIN_PROBES and rel_se(np.asarray(samples)) < args.rel_error:
+                break
+        t_ph = time.perf_counter() - t0
+    del h
+    clear_grads(model)
+    model.train(was_training)
+    s = np.asarray(samples)
+    ph_ok = len(s) >= MIN_PROBES and rel_se(s) < args.rel_error
+    ph_tr, ph_se = float(s.mean()), float(s.std(ddof=1) / math.sqrt(len(s)))
+    own = pyhessian_stop(s, 1e-3)
+    own_mean = float(s[:own].mean())
+    own_se = float(s[:own].std(ddof=1) / math.sqrt(own)) if own > 1 else math.nan
+
+    # batch_probes: a short timing run of PROBE_TIMING probes each, then the full run with the fastest
+    timing = {}
+    for b in (1, 4, 8):
+        space = ParameterSpace(model, criterion, (inputs, targets))
+        space.hvp(torch.zeros(space.dim))  # builds the gradient graph: not part of the per-probe cost
+        t0 = time.perf_counter()
+        hutchinson_trace(space, batch_probes=b, seed=args.seed, min_probes=PROBE_TIMING, max_probes=PROBE_TIMING)
+        timing[b] = (time.perf_counter() - t0) / PROBE_TIMING
+        del space
+        gc.collect()
+    print("hepnb seconds per probe (" + str(PROBE_TIMING) + " probes, graph built beforehand): "
+          + ", ".join(f"batch_probes {b}: {sec:.3f}" for b, sec in timing.items()))
+    rows = []
+    for b in sorted(timing, key=timing.get)[:1]:
+        t0 = time.perf_counter()
+        space = ParameterSpace(model, criterion, (inputs, targets))
+        tr = hutchinson_trace(space, rel_error=args.rel_error, batch_probes=b, seed=args.seed,
+                              max_probes=args.max_probes)
+        rows.append((b, tr, time.perf_counter() - t0))
+        del space
+        gc.collect()
+
+    print(f"{'':<21} {'trace':>10} {'stderr':>8} {'rel. SE':>8} {'probes':>7} {'seconds':>8} {'s/probe':>8}")
+    print(f"{'PyHessian':<21} {ph_tr:>10.5g} {ph_se:>8.3g} {ph_se / abs(ph_tr):>8.2%} {len(s):>7d} {t_ph:>8.2f} "
+          f"{t_ph / len(s):>8.3f}" + ("" if ph_ok else f"  (not reached within {args.max_probes} samples)"))
+    for b, tr, sec in rows:
+        label = f"hepnb batch_probes {b}"
+        print(f"{label:<21} {tr.trace:>10.5g} {tr.stderr:>8.3g} {tr.stderr / abs(tr.trace):>8.2%} "
+              f"{tr.n_probes:>7d} {sec:>8.2f} {sec / tr.n_probes:>8.3f}" + ("" if tr.converged else "  (not converged)"))
+    print(f"PyHessian's own stop (tol 1e-3) on the same samples: {own} samples, trace {own_mean:.5g} "
+          f"+- {own_se:.3g} ({own_se / abs(own_mean):.1%} relative SE)")
+    b, best, t_best = min(rows, key=lambda r: r[2])
+    m = min(len(s), len(best.samples))
+    if np.allclose(s[:m], best.samples[:m], rtol=1e-4):
+        print(f"both drew the same Rademacher probes (seed {args.seed} of torch's CPU generator): equal samples, equal "
+              "probe counts, so the trace comparison is the cost per probe plus the set-up")
+    z = abs(best.trace - ph_tr) / math.hypot(best.stderr, ph_se)
+    print(f"best hepnb: batch_probes {b}; hepnb vs PyHessian trace differ by {z:.1f} combined standard errors")
+    print(f"reference top eigenvalue {lam:.6g}: trace / lambda_max = {best.trace / lam:.2f}")
+    verdict(t_ph / t_best)
+
+
+if __name__ == "__main__":
+    main()
