@@ -643,7 +643,8 @@ def _lanczos_steps(space: LossSpace, v0: Tensor, n_steps: int, restart: torch.Ge
     on from a fresh random vector orthogonal to ``V`` when ``restart`` is given (a zero coupling in ``T``), else ends.
     """
     n_steps = min(n_steps, space.dim)
-    basis = torch.zeros(n_steps, space.dim, dtype=space.dtype, device=space.device)
+    # the basis grows as needed (doubling): max_iter x dim up front would be ~1 GB for a 1.26 M-parameter model
+    basis = torch.zeros(min(n_steps, 16), space.dim, dtype=space.dtype, device=space.device)
     basis[0] = v0 / v0.norm()
     alphas: list[float] = []
     betas: list[float] = []
@@ -671,6 +672,10 @@ def _lanczos_steps(space: LossSpace, v0: Tensor, n_steps: int, restart: torch.Ge
         else:
             beta_used, w = beta, w / beta
         betas.append(beta_used)
+        if j + 1 == len(basis):
+            grown = torch.zeros(min(n_steps, 2 * len(basis)), space.dim, dtype=space.dtype, device=space.device)
+            grown[: len(basis)] = basis
+            basis = grown
         basis[j + 1] = w
     return alphas, betas, basis[: len(alphas)], len(alphas), False
 
