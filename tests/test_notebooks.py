@@ -102,3 +102,26 @@ def test_every_toc_notebook_is_collected_by_nbval():
     collected = {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
     missing = {str(p) for p in NOTEBOOKS} - collected
     assert not missing, f"notebooks in _toc.yml that pytest does not collect: {sorted(missing)}\n{done.stdout[-2000:]}"
+
+
+def test_literalincludes_name_existing_objects():
+    """A `literalinclude` with `:pyobject:` must find its object (else only `make book -W` notices)."""
+    import re
+
+    pattern = re.compile(r"```\{literalinclude\}\s+(\S+)\s*\n:pyobject:\s*(\S+)")
+    checked = 0
+    for page in NOTEBOOKS:
+        cells = _load(page)["cells"]
+        for cell in cells:
+            if cell["cell_type"] != "markdown":
+                continue
+            for target, obj in pattern.findall("".join(cell["source"])):
+                tree = ast.parse((ROOT / page).parent.joinpath(target).resolve().read_text())
+                scope = tree.body
+                for name in obj.split("."):
+                    found = [n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                             and n.name == name]
+                    assert found, f"{page}: {target} has no {obj}"
+                    scope = found[0].body
+                checked += 1
+    assert checked >= 3
