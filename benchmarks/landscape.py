@@ -118,6 +118,43 @@ def verdict(ratio: float) -> None:
         print("BELOW TARGET")
 
 
+def bound_and_convergence(model: nn.Module, criterion: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                          lam: float, t_ph: float, seed: int, steps: int = 8) -> None:
+    """What any exact-HVP method could reach, and relative error against HVPs for both algorithms, same start.
+
+    The floor of every method that uses Hessian-vector products is its set-up (the gradient graph) plus one product:
+    ``t_floor``. ``t_ph / t_floor`` is then an upper bound on the speed ratio that *any* such method could show
+    against PyHessian here. The per-step table runs power iteration (PyHessian's algorithm, hepnb's
+    ``power_iteration``) and Lanczos on one ``ParameterSpace`` from the same random unit vector, reporting the
+    Rayleigh quotient's and the top Ritz value's relative error after each product.
+    """
+    from hepnb.landscape import ParameterSpace, _generator, _lanczos_steps, _random_unit, _ritz
+
+    space = ParameterSpace(model, criterion, (inputs, targets))
+    t0 = time.perf_counter()
+    v0 = _random_unit(space, _generator(seed))
+    space.hvp(v0)  # builds the gradient graph and does one product
+    t_floor = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    space.hvp(v0)
+    t_hvp = time.perf_counter() - t0
+    print(f"floor of any HVP method (gradient graph + 1 HVP): {t_floor:.2f} s (one further HVP {t_hvp:.2f} s); "
+          f"upper bound on any such method's ratio against PyHessian here: {t_ph / t_floor:.2f}")
+    alphas, betas, _, n, _ = _lanczos_steps(space, v0, steps, None)
+    lz = [abs(_ritz(alphas[:m], betas[: m - 1])[0][-1] - lam) / abs(lam) for m in range(1, n + 1)]
+    v, pw = v0.clone(), []
+    for _ in range(steps):
+        hv = space.hvp(v)
+        pw.append(abs(float(torch.dot(v, hv)) - lam) / abs(lam))
+        v = hv / hv.norm()
+    print("relative error after m HVPs from the same start vector (the reference itself is float32: ~1e-4 floor):")
+    print(f"{'m':<16}" + "".join(f"{m:>9d}" for m in range(1, steps + 1)))
+    print(f"{'power iteration':<16}" + "".join(f"{e:>9.1e}" for e in pw))
+    print(f"{'Lanczos':<16}" + "".join(f"{e:>9.1e}" for e in lz))
+    del space
+    gc.collect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jets", type=int, default=64, help="jets in the fixed batch (paper-size model regardless)")
@@ -128,6 +165,7 @@ def main() -> None:
                         help="trace: also run hutchinson_trace(deflate=k), exact part from the top k eigenvectors "
                              "(0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eigen-only", action="store_true", help="run part (a), the top eigenvalue, only (~1 min)")
     args = parser.parse_args()
 
     try:
@@ -224,6 +262,9 @@ def main() -> None:
           f"{'; it switched the model to eval mode and left it there' if mode_changed else ''}; "
           f"hepnb left .grad on {hep_grads} parameters")
     verdict(t_ph / t_hep)
+    bound_and_convergence(model, criterion, inputs, targets, lam, t_ph, args.seed)
+    if args.eigen_only:
+        return
 
     # ------------------------------------------------------------------ (b) trace
     print(f"\n(b) Hessian trace to {args.rel_error:.0%} relative standard error (at least {MIN_PROBES} probes)")
