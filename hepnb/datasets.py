@@ -230,3 +230,40 @@ def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[f
         loaders[name] = DataLoader(dataset, batch_size=int(batch_size), shuffle=train, generator=generator,
                                    num_workers=int(num_workers))
     return loaders
+
+
+class TensorBatches:
+    """Minibatches of one shower variation of a per-jet :class:`JetDataset`, sliced straight from its tensors.
+
+    The same dict batches as a DataLoader (``x``, ``jet``, ``mask``, ``y``) without per-item collation: ~50x faster
+    for the small dense tagger, whose training steps cost less than collating 128 dicts. ``shuffle``: a new
+    permutation every pass from a generator seeded by ``seed`` (the same seed gives the same batches). Explained
+    in ``book/adversarial/adversarial.ipynb``.
+    """
+
+    def __init__(self, dataset: JetDataset, variation: str | int = 0, batch_size: int = 128, shuffle: bool = False,
+                 seed: int = 0):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(variation, str):
+            if variation not in dataset.variations:
+                raise SampleError(f"variation {variation!r} is not in the dataset's {dataset.variations}")
+            v = dataset.variations.index(variation)
+        else:
+            v = int(variation)
+            if not 0 <= v < dataset.n_variations:
+                raise SampleError(f"variation index {v} out of range for {dataset.n_variations} variations")
+        self.variation = dataset.variations[v]
+        self.tensors = {"x": dataset.x[:, v], "jet": dataset.jet[:, v], "mask": dataset.mask[:, v], "y": dataset.y}
+        self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return -(-len(self.tensors["y"]) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors["y"])
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield {k: t[idx] for k, t in self.tensors.items()}

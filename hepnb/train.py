@@ -2,12 +2,15 @@
 
 Batches are the dicts of :class:`hepnb.datasets.JetDataset` (``x``, ``jet``, ``mask``, ``y``); the model is called as
 ``model(x, jet, mask)`` and returns one logit per jet. AdamW, binary cross-entropy, the state with the lowest
-validation loss is kept (early stopping), and a history of losses is returned.
+validation loss is kept (early stopping), and a history of losses is returned. How each minibatch updates the
+weights is a :class:`Strategy`: plain gradient descent here, the adversarial ones of paper 000 in
+:mod:`hepnb.adversarial` (explained in ``book/adversarial/adversarial.ipynb``).
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,32 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
+    epoch_seconds: list[float] = field(default_factory=list)  # wall time of each epoch's training steps
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "best_epoch": self.best_epoch,
+                "epoch_seconds": list(self.epoch_seconds)}
+
+
+class Strategy:
+    """How one minibatch updates the weights: the default, plain gradient descent on the batch's loss.
+
+    Subclasses (:mod:`hepnb.adversarial`) change the inputs (FGSM, PGD) or the point where the gradient is taken
+    (SAM, SSAM-D). ``start_epoch`` is called before each epoch; ``step`` returns the batch's training loss.
+    """
+
+    name = "default"
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called with the 0-based epoch before its first step."""
+
+    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, loss_fn: nn.Module,
+             inputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(model(*inputs), y)
+        loss.backward()
+        optimiser.step()
+        return float(loss.detach())
 
 
 def batch_inputs(batch: dict[str, torch.Tensor], device: str | torch.device = "cpu"
@@ -62,12 +91,15 @@ def predict(model: nn.Module, loader: Any, device: str | torch.device = "cpu") -
 
 
 def fit(model: nn.Module, train: Any, val: Any, epochs: int, lr: float = 1e-4, weight_decay: float = 1e-2,
-        patience: int | None = None, device: str | torch.device = "cpu", progress: bool = True) -> History:
+        patience: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
+        strategy: Strategy | None = None) -> History:
     """Train with AdamW on binary cross-entropy; keep the weights of the epoch with the lowest validation loss.
 
-    ``patience``: stop after this many epochs without improvement (None: run all ``epochs``). Seed torch before
-    calling (``hepnb.set_seed``) for reproducible CPU results.
+    ``patience``: stop after this many epochs without improvement (None: run all ``epochs``). ``strategy``: how a
+    minibatch updates the weights (default :class:`Strategy`, plain descent). The validation loss is always the
+    clean loss in eval mode. Seed torch before calling (``hepnb.set_seed``) for reproducible CPU results.
     """
+    strategy = Strategy() if strategy is None else strategy
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     model.to(device)
@@ -77,15 +109,14 @@ def fit(model: nn.Module, train: Any, val: Any, epochs: int, lr: float = 1e-4, w
     bar = tqdm(range(epochs), desc="epochs", disable=not progress, delay=2.0)
     for epoch in bar:
         model.train()
+        strategy.start_epoch(epoch)
         total, count = 0.0, 0
+        start = time.perf_counter()
         for batch in train:
             inputs, y = batch_inputs(batch, device)
-            optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(*inputs), y)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(y)
+            total += strategy.step(model, optimiser, loss_fn, inputs, y) * len(y)
             count += len(y)
+        history.epoch_seconds.append(time.perf_counter() - start)
         history.train_loss.append(total / max(count, 1))
         history.val_loss.append(evaluate_loss(model, val, device))
         bar.set_postfix(train=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}")

@@ -61,9 +61,9 @@ def test_every_registered_value_is_valid():
 
 
 def test_non_none_overrides_win_and_none_is_ignored():
-    cfg = resolve("smoke", chapter="adversarial", epochs=7, n_jets=None, seed=11)
+    cfg = resolve("smoke", chapter="adversarial", epochs=7, n_events=None, seed=11)
     assert cfg.epochs == 7 and cfg.seed == 11
-    assert cfg.n_jets == CHAPTERS["adversarial"]["n_jets"].smoke
+    assert cfg.n_events == CHAPTERS["adversarial"]["n_events"].smoke
     assert cfg.overridden == {"epochs", "seed"}
     assert "(override)" in repr(cfg)
 
@@ -98,8 +98,8 @@ def test_unknown_knob_is_a_typo_not_silently_ignored():
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100", math.nan])
 def test_nonsense_sizes_are_rejected(bad):
-    with pytest.raises(ConfigError, match="n_jets"):
-        resolve("smoke", chapter="adversarial", n_jets=bad)
+    with pytest.raises(ConfigError, match="n_events"):
+        resolve("smoke", chapter="adversarial", n_events=bad)
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32, 1.5])

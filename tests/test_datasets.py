@@ -241,3 +241,25 @@ def test_too_few_events_name_the_empty_split():
     tiny = make_sample({"qcd": 2, "hbb": 2})
     with pytest.raises(SampleError, match="split 'val' is empty|split 'test' is empty"):
         make_loaders(tiny, fractions=(0.9, 0.05, 0.05))
+
+
+def test_tensor_batches_hold_the_datasets_jets_of_one_variation(sample):
+    from hepnb.datasets import TensorBatches
+
+    ds = JetDataset(sample, variations=(0, 2), classes=("qcd", "hbb"))
+    ordered = TensorBatches(ds, VARIATION_NAMES[2], batch_size=7)
+    got = list(ordered)
+    assert len(got) == len(ordered) == -(-len(ds.rows) // 7)
+    x = torch.cat([b["x"] for b in got])
+    assert torch.equal(x, ds.x[:, 1]) and torch.equal(torch.cat([b["y"] for b in got]), ds.y)
+    assert torch.equal(torch.cat([b["mask"] for b in got]), ds.mask[:, 1])
+    # shuffled: a permutation, the same for the same seed, new every pass
+    a, b = TensorBatches(ds, 0, 5, shuffle=True, seed=3), TensorBatches(ds, 0, 5, shuffle=True, seed=3)
+    first, again = [t["jet"] for t in a], [t["jet"] for t in b]
+    assert all(torch.equal(u, v) for u, v in zip(first, again))
+    assert not torch.equal(torch.cat([t["jet"] for t in a]), torch.cat(first))  # pass two: another order
+    assert sorted(torch.cat(first)[:, 0].tolist()) == sorted(ds.jet[:, 0, 0].tolist())
+    with pytest.raises(SampleError, match="not in the dataset"):
+        TensorBatches(ds, "alt_shower")
+    with pytest.raises(ValueError, match="batch_size"):
+        TensorBatches(ds, 0, 0)

@@ -1,0 +1,181 @@
+"""Cross-simulator study of paper 000 (Rothen et al.): train the dense tagger on one shower, evaluate on both.
+
+Explained in ``book/adversarial/adversarial.ipynb``. :func:`simulator_splits` cuts H->bb and QCD jets into
+train/validation/test by *hard event*, so the test jets of the two simulators are the same hard events showered
+twice; :func:`trained_model` trains one (method, simulator, seed) through :func:`hepnb.checkpoints.load_or_train`;
+:func:`evaluate` scores a model on a test set; :func:`sharpness` measures its reduced Hessians and gradient-ascent
+paths with :mod:`hepnb.landscape`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hepnb import landscape, metrics
+from hepnb.adversarial import CONTINUOUS_FEATURES, METHODS, make_strategy
+from hepnb.checkpoints import load_or_train
+from hepnb.datasets import JetDataset, TensorBatches, split_by_event
+from hepnb.features import FEATURE_NAMES
+from hepnb.models.dense import DenseTagger
+from hepnb.observables import jet_mass
+from hepnb.sample import JetSample
+from hepnb.train import batch_inputs, fit, predict
+
+__all__ = ["SimulatorSplits", "simulator_splits", "training_key", "trained_model", "Evaluation", "evaluate",
+           "Sharpness", "sharpness"]
+
+N_CONSTITUENTS = 40  # paper 000, Table VII
+
+
+@dataclass
+class SimulatorSplits:
+    """Per-simulator minibatch iterables of one event split, with the test jets' masses and labels."""
+
+    simulators: tuple[str, ...]
+    train: dict[str, TensorBatches]
+    val: dict[str, TensorBatches]
+    test: dict[str, TensorBatches]
+    test_mass: dict[str, np.ndarray]
+    test_labels: np.ndarray
+    n_per_class: dict[str, dict[str, int]]
+    data_key: dict[str, Any]
+
+
+def simulator_splits(sample: JetSample, simulators: Sequence[str] = ("nominal", "alt_shower"),
+                     batch_size: int = 128, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0,
+                     sources: Sequence[str] = ()) -> SimulatorSplits:
+    """Split H->bb vs QCD jets by hard event (balanced per split) and slice each simulator's jets out.
+
+    ``sources``: names of the data files (their settings hash) for the checkpoint key, so a model is never reused
+    on other data.
+    """
+    rows = split_by_event(sample.event_id, fractions, seed)
+    sets = {name: JetDataset(sample, rows=r, variations=tuple(simulators), classes=("qcd", "hbb"),
+                             max_constituents=N_CONSTITUENTS, seed=seed)
+            for name, r in zip(("train", "val", "test"), rows)}
+    train = {s: TensorBatches(sets["train"], s, batch_size, shuffle=True, seed=seed) for s in simulators}
+    val = {s: TensorBatches(sets["val"], s, 1024) for s in simulators}
+    test = {s: TensorBatches(sets["test"], s, 1024) for s in simulators}
+    test_rows = sets["test"].rows
+    mass = {s: jet_mass(sample.jet_p4[test_rows, sample.variations.index(s)]) for s in simulators}
+    key = {"sources": sorted(sources), "rows": int(len(sample.event_id)), "fractions": list(fractions),
+           "seed": int(seed), "batch_size": int(batch_size), "n_constituents": N_CONSTITUENTS}
+    return SimulatorSplits(tuple(simulators), train, val, test, mass, sets["test"].labels.copy(),
+                           {k: dict(v.n_per_class) for k, v in sets.items()}, key)
+
+
+def training_key(method: str, simulator: str, seed: int, epochs: int, lr: float, data_key: Mapping[str, Any],
+                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that determines a trained model, for :func:`hepnb.checkpoints.load_or_train`."""
+    params = {**METHODS[method].params, **(overrides or {})}
+    return {"chapter": "adversarial", "model": "DenseTagger(40, 15, 2, (128, 64, 32))", "method": method,
+            "params": params, "train_on": simulator, "seed": int(seed), "epochs": int(epochs), "lr": float(lr),
+            "optimiser": "AdamW(weight_decay=0.01)", "data": dict(data_key)}
+
+
+def trained_model(method: str, simulator: str, seed: int, splits: SimulatorSplits, epochs: int, lr: float = 1e-4,
+                  device: str = "cpu", overrides: Mapping[str, Any] | None = None
+                  ) -> tuple[nn.Module, dict[str, Any], bool]:
+    """``(model in eval mode, meta, trained now?)`` for one method trained on one simulator with one seed.
+
+    Seeded: the same arguments give the same weights on a CPU. ``meta`` holds the history (losses, the kept epoch,
+    seconds per epoch). Loaded from the checkpoint cache when present (see :mod:`hepnb.checkpoints`).
+    """
+    key = training_key(method, simulator, seed, epochs, lr, splits.data_key, overrides)
+
+    def train(model: nn.Module) -> dict[str, Any]:
+        torch.manual_seed(seed)
+        model.load_state_dict(DenseTagger().state_dict())  # the seed's initial weights
+        strategy = make_strategy(method, seed=seed, **(overrides or {}))
+        history = fit(model, splits.train[simulator], splits.val[simulator], epochs=epochs, lr=lr, device=device,
+                      strategy=strategy, progress=False)
+        return history.as_dict()
+
+    model = DenseTagger()
+    meta, trained = load_or_train("adversarial", key, model, train)
+    return model.to(device).eval(), meta, trained
+
+
+@dataclass
+class Evaluation:
+    """Scores of one model on one test set."""
+
+    auc: float
+    rejection: float  # background rejection at the working point
+    efficiency: np.ndarray  # signal efficiencies of the rejection curve
+    rejection_curve: np.ndarray
+    jsd: float  # mass sculpting at the working point
+    scores: np.ndarray
+
+
+def evaluate(model: nn.Module, splits: SimulatorSplits, simulator: str, eff: float = 0.85,
+             device: str = "cpu") -> Evaluation:
+    """AUC, rejection at ``eff`` (paper 000: 0.85), the rejection curve and the background-mass JSD at ``eff``."""
+    scores, labels = predict(model, splits.test[simulator], device)
+    if not np.array_equal(labels.astype(int), splits.test_labels):
+        raise RuntimeError("test labels out of order: the test batches must not be shuffled")
+    e, r = metrics.rejection_curve(labels, scores)
+    jsd = float(metrics.mass_sculpting(splits.test_mass[simulator], labels, scores, eff)[0])
+    return Evaluation(metrics.auc(labels, scores), metrics.rejection_at(labels, scores, eff), e, r, jsd, scores)
+
+
+@dataclass
+class Sharpness:
+    """Reduced-Hessian largest eigenvalues (feature and weight space, per class) and mean ascent paths."""
+
+    feature_hbb: float
+    feature_qcd: float
+    weight_hbb: float
+    weight_qcd: float
+    path_features: np.ndarray
+    path_weights: np.ndarray
+
+
+def _class_batch(splits: SimulatorSplits, simulator: str, label: float, n: int, device: str
+                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    batches = [batch_inputs(b, device) for b in splits.test[simulator]]
+    xs = tuple(torch.cat([b[0][i] for b in batches]) for i in range(3))
+    y = torch.cat([b[1] for b in batches])
+    keep = torch.nonzero(y == label).squeeze(1)[:n]
+    return tuple(t[keep] for t in xs), y[keep]
+
+
+def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced_jets: int, path_jets: int,
+              steps: int = 15, step_size: float = 0.01, path_batch: int = 128, device: str = "cpu") -> Sharpness:
+    """Paper 000's two sharpness measures on a test set (Sec. IV, App. A), with :mod:`hepnb.landscape`.
+
+    Feature space: the 75 x 75 Hessian of each jet's loss in its 5 leading constituents' 15 features, largest
+    eigenvalue averaged over ``reduced_jets`` jets per class. Weight space: the Hessian of the mean loss of the
+    class's first ``path_jets`` test jets in the output layer (32 weights and the bias). Paths: 15 normalised gradient-ascent steps of 0.01 from the minimum,
+    averaged over batches of ``path_batch`` (the training batch size; the step is normalised over a whole batch, so
+    this sets the per-jet step) of the first ``path_jets`` test jets; in feature space only the continuous features of
+    the 40 constituents move (the attacks' choice; padding slots included, as a dense net sees them).
+    """
+    loss_fn = nn.BCEWithLogitsLoss()
+    first_five = torch.zeros(1, N_CONSTITUENTS, len(FEATURE_NAMES), dtype=torch.bool)
+    first_five[:, :5] = True
+    values = {}
+    for label, name in ((1.0, "hbb"), (0.0, "qcd")):
+        inputs, y = _class_batch(splits, simulator, label, reduced_jets, device)
+        per_jet = landscape.reduced_hessians_per_sample(model, loss_fn, (inputs, y), select=first_five)
+        values[f"feature_{name}"] = float(np.mean([h.max_eigenvalue for h in per_jet]))
+        many = _class_batch(splits, simulator, label, path_jets, device)
+        weight = landscape.reduced_hessian(landscape.ParameterSpace(model, loss_fn, many, params=["head."]))
+        values[f"weight_{name}"] = weight.max_eigenvalue
+    continuous = torch.zeros(1, N_CONSTITUENTS, len(FEATURE_NAMES), dtype=torch.bool)
+    continuous[..., [FEATURE_NAMES.index(f) for f in CONTINUOUS_FEATURES]] = True
+    everything = [batch_inputs(b, device) for b in splits.test[simulator]]
+    xs = tuple(torch.cat([b[0][i] for b in everything])[:path_jets] for i in range(3))
+    y = torch.cat([b[1] for b in everything])[:path_jets]
+    batches = [(tuple(t[i:i + path_batch] for t in xs), y[i:i + path_batch]) for i in range(0, len(y), path_batch)]
+    path_f, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="features", steps=steps,
+                                           step_size=step_size, select=continuous)
+    path_w, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="weights", steps=steps,
+                                           step_size=step_size)
+    return Sharpness(path_features=path_f, path_weights=path_w, **values)
