@@ -27,7 +27,7 @@ __all__ = ["TRAINING_VERSION", "CheckpointError", "key_hash", "checkpoint_path",
 
 FORMAT = "hepnb-checkpoint"
 # Bump when a change to the training code makes old checkpoints wrong (their key then no longer matches).
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2  # 2: training batches shuffled from the model's own seed (hepnb.crossval)
 
 
 class CheckpointError(RuntimeError):
@@ -44,10 +44,10 @@ def key_hash(key: Mapping[str, Any]) -> str:
 
 
 def checkpoint_path(kind: str, key: Mapping[str, Any], folder: str | os.PathLike[str] | None = None) -> Path:
-    """``<data dir>/models/<kind>/<kind>-<hash>.pt``; ``key`` gets :data:`TRAINING_VERSION` added."""
+    """``<data dir>/checkpoints/<kind>/<kind>-<hash>.pt``; ``key`` gets :data:`TRAINING_VERSION` added."""
     if not kind or "/" in kind or kind.startswith("."):
         raise ValueError(f"kind must be a plain name; got {kind!r}")
-    base = Path(folder) if folder is not None else data_dir() / "models" / kind
+    base = Path(folder) if folder is not None else data_dir() / "checkpoints" / kind
     return base / f"{kind}-{key_hash({**key, 'training_version': TRAINING_VERSION})}.pt"
 
 

@@ -101,6 +101,7 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "epochs": Knob("count", 2, 30, 100, "training epochs per model (paper 000: a 24 h budget per model)"),
         "seeds": Knob("count", 1, 3, 5, "independent trainings per method and simulator (paper 000: 5)"),
         "reduced_jets": Knob("count", 10, 100, 1_000, "jets per class whose 75x75 feature Hessian is averaged"),
+        "workers": Knob("count", 2, 2, 16, "processes generating jets when the cache lacks them"),
         "path_jets": Knob("count", 256, 1_024, 20_000,
                           "test jets for the ascent paths and the weight-space Hessian"),
         "batch_size": Knob("count", 128, 128, 128, "minibatch size (paper 000, Table VII)"),

@@ -28,7 +28,7 @@ from hepnb.sample import JetSample
 from hepnb.train import batch_inputs, fit, predict
 
 __all__ = ["SimulatorSplits", "simulator_splits", "training_key", "trained_model", "Evaluation", "evaluate",
-           "Sharpness", "sharpness"]
+           "Sharpness", "sharpness", "seed_stats", "rejection_on_grid"]
 
 N_CONSTITUENTS = 40  # paper 000, Table VII
 
@@ -38,13 +38,19 @@ class SimulatorSplits:
     """Per-simulator minibatch iterables of one event split, with the test jets' masses and labels."""
 
     simulators: tuple[str, ...]
-    train: dict[str, TensorBatches]
+    train_set: JetDataset  # every simulator of the training events; see :meth:`train`
+    batch_size: int
     val: dict[str, TensorBatches]
     test: dict[str, TensorBatches]
     test_mass: dict[str, np.ndarray]
     test_labels: np.ndarray
     n_per_class: dict[str, dict[str, int]]
     data_key: dict[str, Any]
+
+    def train(self, simulator: str, seed: int) -> TensorBatches:
+        """Fresh shuffled training batches of one simulator: the order depends on ``seed`` only, never on what was
+        trained before (each model's run is reproducible on its own)."""
+        return TensorBatches(self.train_set, simulator, self.batch_size, shuffle=True, seed=seed)
 
 
 def simulator_splits(sample: JetSample, simulators: Sequence[str] = ("nominal", "alt_shower"),
@@ -59,14 +65,13 @@ def simulator_splits(sample: JetSample, simulators: Sequence[str] = ("nominal", 
     sets = {name: JetDataset(sample, rows=r, variations=tuple(simulators), classes=("qcd", "hbb"),
                              max_constituents=N_CONSTITUENTS, seed=seed)
             for name, r in zip(("train", "val", "test"), rows)}
-    train = {s: TensorBatches(sets["train"], s, batch_size, shuffle=True, seed=seed) for s in simulators}
     val = {s: TensorBatches(sets["val"], s, 1024) for s in simulators}
     test = {s: TensorBatches(sets["test"], s, 1024) for s in simulators}
     test_rows = sets["test"].rows
     mass = {s: jet_mass(sample.jet_p4[test_rows, sample.variations.index(s)]) for s in simulators}
     key = {"sources": sorted(sources), "rows": int(len(sample.event_id)), "fractions": list(fractions),
            "seed": int(seed), "batch_size": int(batch_size), "n_constituents": N_CONSTITUENTS}
-    return SimulatorSplits(tuple(simulators), train, val, test, mass, sets["test"].labels.copy(),
+    return SimulatorSplits(tuple(simulators), sets["train"], int(batch_size), val, test, mass, sets["test"].labels.copy(),
                            {k: dict(v.n_per_class) for k, v in sets.items()}, key)
 
 
@@ -93,7 +98,7 @@ def trained_model(method: str, simulator: str, seed: int, splits: SimulatorSplit
         torch.manual_seed(seed)
         model.load_state_dict(DenseTagger().state_dict())  # the seed's initial weights
         strategy = make_strategy(method, seed=seed, **(overrides or {}))
-        history = fit(model, splits.train[simulator], splits.val[simulator], epochs=epochs, lr=lr, device=device,
+        history = fit(model, splits.train(simulator, seed), splits.val[simulator], epochs=epochs, lr=lr, device=device,
                       strategy=strategy, progress=False)
         return history.as_dict()
 
@@ -179,3 +184,18 @@ def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced
     path_w, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="weights", steps=steps,
                                            step_size=step_size)
     return Sharpness(path_features=path_f, path_weights=path_w, **values)
+
+
+def seed_stats(values: Sequence[float]) -> tuple[float, float, float]:
+    """``(mean, standard deviation, standard error of the mean)`` over seeds; the spread is NaN for one seed."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("no values")
+    std = float(v.std(ddof=1)) if v.size > 1 else float("nan")
+    return float(v.mean()), std, std / np.sqrt(v.size)
+
+
+def rejection_on_grid(evaluation: Evaluation, grid: np.ndarray) -> np.ndarray:
+    """The rejection curve of one evaluation at the signal efficiencies ``grid`` (interpolated in log rejection),
+    so that curves of several seeds can be averaged point by point."""
+    return np.exp(np.interp(grid, evaluation.efficiency, np.log(evaluation.rejection_curve)))
