@@ -71,7 +71,8 @@ def simulator_splits(sample: JetSample, simulators: Sequence[str] = ("nominal", 
     mass = {s: jet_mass(sample.jet_p4[test_rows, sample.variations.index(s)]) for s in simulators}
     key = {"sources": sorted(sources), "rows": int(len(sample.event_id)), "fractions": list(fractions),
            "seed": int(seed), "batch_size": int(batch_size), "n_constituents": N_CONSTITUENTS}
-    return SimulatorSplits(tuple(simulators), sets["train"], int(batch_size), val, test, mass, sets["test"].labels.copy(),
+    return SimulatorSplits(tuple(simulators), sets["train"], int(batch_size), val, test, mass,
+                           sets["test"].labels.copy(),
                            {k: dict(v.n_per_class) for k, v in sets.items()}, key)
 
 
@@ -157,10 +158,11 @@ def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced
 
     Feature space: the 75 x 75 Hessian of each jet's loss in its 5 leading constituents' 15 features, largest
     eigenvalue averaged over ``reduced_jets`` jets per class. Weight space: the Hessian of the mean loss of the
-    class's first ``path_jets`` test jets in the output layer (32 weights and the bias). Paths: 15 normalised gradient-ascent steps of 0.01 from the minimum,
-    averaged over batches of ``path_batch`` (the training batch size; the step is normalised over a whole batch, so
-    this sets the per-jet step) of the first ``path_jets`` test jets; in feature space only the continuous features of
-    the 40 constituents move (the attacks' choice; padding slots included, as a dense net sees them).
+    class's first ``path_jets`` test jets in the output layer (32 weights and the bias). Paths: 15 normalised
+    gradient-ascent steps of 0.01 from the minimum, averaged over batches of ``path_batch`` (the training batch size;
+    the step is normalised over a whole batch, so this sets the per-jet step) of the first ``path_jets`` test jets;
+    in feature space only the continuous features of the 40 constituents move (the attacks' choice; padding slots
+    included, as a dense net sees them).
     """
     loss_fn = nn.BCEWithLogitsLoss()
     first_five = torch.zeros(1, N_CONSTITUENTS, len(FEATURE_NAMES), dtype=torch.bool)

@@ -235,10 +235,9 @@ def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[f
 class TensorBatches:
     """Minibatches of one shower variation of a per-jet :class:`JetDataset`, sliced straight from its tensors.
 
-    The same dict batches as a DataLoader (``x``, ``jet``, ``mask``, ``y``) without per-item collation: ~50x faster
-    for the small dense tagger, whose training steps cost less than collating 128 dicts. ``shuffle``: a new
-    permutation every pass from a generator seeded by ``seed`` (the same seed gives the same batches). Explained
-    in ``book/adversarial/adversarial.ipynb``.
+    The same dict batches as a DataLoader (``x``, ``jet``, ``mask``, ``y``), sliced with one index per batch instead
+    of collating item dicts one by one. ``shuffle``: a new permutation every pass from a generator seeded by
+    ``seed`` (the same seed gives the same batches). Explained in ``book/adversarial/adversarial.ipynb``.
     """
 
     def __init__(self, dataset: JetDataset, variation: str | int = 0, batch_size: int = 128, shuffle: bool = False,
