@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hepnb import landscape, metrics
-from hepnb.adversarial import CONTINUOUS_FEATURES, METHODS, make_strategy
+from hepnb.adversarial import METHODS, attack_region, make_strategy
 from hepnb.checkpoints import load_or_train
 from hepnb.datasets import JetDataset, TensorBatches, split_by_event
 from hepnb.features import FEATURE_NAMES
@@ -143,13 +143,16 @@ class Sharpness:
     path_weights: np.ndarray
 
 
-def _class_batch(splits: SimulatorSplits, simulator: str, label: float, n: int, device: str
-                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+def _test_tensors(splits: SimulatorSplits, simulator: str, device: str
+                  ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """``((x, jet, mask), y)`` of a simulator's whole test set, in test order."""
     batches = [batch_inputs(b, device) for b in splits.test[simulator]]
-    xs = tuple(torch.cat([b[0][i] for b in batches]) for i in range(3))
-    y = torch.cat([b[1] for b in batches])
-    keep = torch.nonzero(y == label).squeeze(1)[:n]
-    return tuple(t[keep] for t in xs), y[keep]
+    return tuple(torch.cat([b[0][i] for b in batches]) for i in range(3)), torch.cat([b[1] for b in batches])
+
+
+def _real_continuous(batch: tuple[tuple[torch.Tensor, ...], torch.Tensor]) -> torch.Tensor:
+    """The entries of ``x`` the feature attacks may move: continuous features of real constituents."""
+    return attack_region(batch[0])[0]
 
 
 def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced_jets: int, path_jets: int,
@@ -161,28 +164,25 @@ def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced
     class's first ``path_jets`` test jets in the output layer (32 weights and the bias). Paths: 15 normalised
     gradient-ascent steps of 0.01 from the minimum, averaged over batches of ``path_batch`` (the training batch size;
     the step is normalised over a whole batch, so this sets the per-jet step) of the first ``path_jets`` test jets;
-    in feature space only the continuous features of the 40 constituents move (the attacks' choice; padding slots
-    included, as a dense net sees them).
+    in feature space only the continuous features of each jet's real constituents move (the attacks' region).
     """
     loss_fn = nn.BCEWithLogitsLoss()
     first_five = torch.zeros(1, N_CONSTITUENTS, len(FEATURE_NAMES), dtype=torch.bool)
     first_five[:, :5] = True
+    xs, y = _test_tensors(splits, simulator, device)
     values = {}
     for label, name in ((1.0, "hbb"), (0.0, "qcd")):
-        inputs, y = _class_batch(splits, simulator, label, reduced_jets, device)
-        per_jet = landscape.reduced_hessians_per_sample(model, loss_fn, (inputs, y), select=first_five)
+        rows = torch.nonzero(y == label).squeeze(1)
+        few, many = rows[:reduced_jets], rows[:path_jets]
+        per_jet = landscape.reduced_hessians_per_sample(model, loss_fn, (tuple(t[few] for t in xs), y[few]),
+                                                        select=first_five)
         values[f"feature_{name}"] = float(np.mean([h.max_eigenvalue for h in per_jet]))
-        many = _class_batch(splits, simulator, label, path_jets, device)
-        weight = landscape.reduced_hessian(landscape.ParameterSpace(model, loss_fn, many, params=["head."]))
-        values[f"weight_{name}"] = weight.max_eigenvalue
-    continuous = torch.zeros(1, N_CONSTITUENTS, len(FEATURE_NAMES), dtype=torch.bool)
-    continuous[..., [FEATURE_NAMES.index(f) for f in CONTINUOUS_FEATURES]] = True
-    everything = [batch_inputs(b, device) for b in splits.test[simulator]]
-    xs = tuple(torch.cat([b[0][i] for b in everything])[:path_jets] for i in range(3))
-    y = torch.cat([b[1] for b in everything])[:path_jets]
+        head = landscape.ParameterSpace(model, loss_fn, (tuple(t[many] for t in xs), y[many]), params=["head."])
+        values[f"weight_{name}"] = landscape.reduced_hessian(head).max_eigenvalue
+    xs, y = tuple(t[:path_jets] for t in xs), y[:path_jets]
     batches = [(tuple(t[i:i + path_batch] for t in xs), y[i:i + path_batch]) for i in range(0, len(y), path_batch)]
     path_f, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="features", steps=steps,
-                                           step_size=step_size, select=continuous)
+                                           step_size=step_size, select=_real_continuous)
     path_w, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="weights", steps=steps,
                                            step_size=step_size)
     return Sharpness(path_features=path_f, path_weights=path_w, **values)

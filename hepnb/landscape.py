@@ -920,12 +920,14 @@ def ascent_path(space: LossSpace, steps: int = 15, step_size: float = 0.01) -> n
 
 def ascent_path_over(model: nn.Module, loss_fn: LossFn, batches: Iterable[Batch], kind: str = "weights",
                      steps: int = 15, step_size: float = 0.01, params: Sequence[str] | None = None,
-                     select: Tensor | None = None, input_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     select: Tensor | Callable[[Batch], Tensor] | None = None, input_index: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation over a test set of :func:`ascent_path` curves, one per batch.
 
     Explained in ``book/landscape/sharpness.ipynb``. ``kind="weights"`` walks the parameters (``params`` as in
     :class:`ParameterSpace`) on each batch's loss; ``kind="features"`` walks each batch's inputs (``select`` as in
-    :class:`InputSpace`; it must broadcast to every batch, e.g. shaped ``(1, P, F)``).
+    :class:`InputSpace`: a mask that broadcasts to every batch, e.g. shaped ``(1, P, F)``, or a function of the
+    batch returning its own mask, e.g. the real constituents of each jet).
     """
     if kind not in ("weights", "features"):
         raise ValueError(f"kind must be 'weights' or 'features'; got {kind!r}")
@@ -938,7 +940,8 @@ def ascent_path_over(model: nn.Module, loss_fn: LossFn, batches: Iterable[Batch]
         if kind == "weights":
             space: LossSpace = ParameterSpace(model, loss_fn, batch, params=params)
         else:
-            space = InputSpace(model, loss_fn, batch, select=select, input_index=input_index)
+            mask = select(batch) if callable(select) else select
+            space = InputSpace(model, loss_fn, batch, select=mask, input_index=input_index)
         curves.append(ascent_path(space, steps, step_size))
     if not curves:
         raise ValueError("batches holds no batch")

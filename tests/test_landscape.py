@@ -481,6 +481,12 @@ def test_ascent_path_starts_at_zero_and_climbs(mlp):
     np.testing.assert_allclose(std, np.std(single, 0), rtol=1e-10, atol=1e-15)
     mean_f, _ = L.ascent_path_over(model, bce, batches, kind="features", steps=5, select=torch.ones(1, 6).bool())
     assert mean_f.shape == (6,) and mean_f[0] == 0 and np.all(np.diff(mean_f) > 0)
+    # a per-batch select (a function of the batch) walks each batch in its own entries only
+    per_batch = [(b[0] > 0) for b in batches]
+    mean_c, _ = L.ascent_path_over(model, bce, batches, kind="features", steps=5, select=lambda b: b[0] > 0)
+    single = [L.ascent_path(L.InputSpace(model, bce, b, select=m), steps=5) for b, m in zip(batches, per_batch)]
+    np.testing.assert_allclose(mean_c, np.mean(single, 0), rtol=1e-12)
+    assert not np.allclose(mean_c, mean_f)
 
 
 def test_loss_profile_along_top_eigenvector_is_half_lambda_eps_squared(mlp):
