@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hepnb.errors import ConfigError
 
 SCALES: tuple[str, ...] = ("smoke", "book", "paper")
 DEFAULT_SCALE = "book"
@@ -42,10 +43,6 @@ SCALE_ENV = "HEPNB_SCALE"
 DATA_ENV = "HEPNB_DATA"
 PUBLIC_DATA_ENV = "HEPNB_PUBLIC_DATA"
 MAX_SEED = 2**32 - 1  # numpy's legacy global generator accepts seeds in [0, 2**32)
-
-
-class ConfigError(ValueError):
-    """A scale, knob or value that hepnb cannot use; the message names the offending input."""
 
 
 @dataclass(frozen=True)

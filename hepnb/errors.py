@@ -1,28 +1,40 @@
-"""Errors for data files, and opening an HDF5 file with them; explained in ``book/data/resimulation.ipynb``."""
+"""Every error class of hepnb, in one place; each is explained in the chapter named in its docstring.
+
+All derive from :class:`HepnbError`, so ``except hepnb.errors.HepnbError`` catches anything hepnb raises on purpose.
+Each is also a ``ValueError`` or ``RuntimeError``, as the kind of problem suggests, so generic handlers still work.
+The messages name the offending input (the file, the setting, the value) and what is wrong with it.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+__all__ = ["HepnbError", "ConfigError", "DataFileError", "SampleError", "GeneratorError", "CheckpointError"]
 
 
-class DataFileError(ValueError):
+class HepnbError(Exception):
+    """Base class of every error hepnb raises on purpose."""
+
+
+class ConfigError(HepnbError, ValueError):
+    """A scale, knob or value that hepnb cannot use (explained in ``book/getting_started.ipynb``)."""
+
+
+class DataFileError(HepnbError, ValueError):
     """A data file is missing, truncated, corrupt, foreign (not the expected layout) or inconsistent.
 
-    The message names the file and exactly what is wrong with it.
+    The message names the file and exactly what is wrong with it (explained in ``book/data/resimulation.ipynb``).
     """
 
 
-def open_hdf5(path: Path, missing_hint: str = "") -> Any:
-    """Open an existing HDF5 file for reading (an ``h5py.File``), or raise :class:`DataFileError` saying whether it
-    is missing (plus ``missing_hint``), not a file, or not readable as HDF5 (not HDF5, truncated or corrupt)."""
-    import h5py
+class SampleError(HepnbError, ValueError):
+    """Arrays of a :class:`~hepnb.data.sample.JetSample` do not fit together (shapes, dtypes, classes), or a
+    selection of it is empty or unknown (explained in ``book/data/resimulation.ipynb``)."""
 
-    if not path.exists():
-        raise DataFileError(f"{path}: no such file{missing_hint}")
-    if not path.is_file():
-        raise DataFileError(f"{path}: not a file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise DataFileError(f"{path}: cannot be opened as HDF5 (not HDF5, truncated or corrupt): {err}") from err
+
+class GeneratorError(HepnbError, RuntimeError):
+    """Pythia rejected a setting, failed to initialise, or was asked for something impossible (explained in
+    ``book/getting_started.ipynb``)."""
+
+
+class CheckpointError(HepnbError, RuntimeError):
+    """A checkpoint file that cannot be used: unreadable, not a hepnb checkpoint, or made with other settings
+    (explained in ``book/adversarial/adversarial.ipynb``)."""

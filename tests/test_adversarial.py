@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from hepnb.adversarial import (CONTINUOUS_FEATURES, METHODS, SAM, SSAMD, FeatureAttack, SparseMask, attack_region,
+from hepnb.training.adversarial import (CONTINUOUS_FEATURES, METHODS, SAM, SSAMD, FeatureAttack, SparseMask, attack_region,
                                fgsm, make_strategy, pgd, sam_perturbation)
-from hepnb.features import FEATURE_NAMES
+from hepnb.data.features import FEATURE_NAMES
 from hepnb.models.dense import DenseTagger
-from hepnb.train import Strategy, fit, predict
+from hepnb.training.loop import Strategy, fit, predict
 
 
 def batch(n=16, c=6, seed=0):

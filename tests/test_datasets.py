@@ -1,4 +1,4 @@
-"""hepnb.datasets: event-level splits, JetDataset layouts and balancing, reproducible loaders."""
+"""hepnb.data.datasets: event-level splits, JetDataset layouts and balancing, reproducible loaders."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hepnb.datasets import JetDataset, make_loaders, split_by_event
-from hepnb.features import sample_features
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample, SampleError
+from hepnb.data.datasets import JetDataset, make_loaders, split_by_event
+from hepnb.data.features import sample_features
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample, SampleError
 
 
 def make_sample(counts: dict[str, int], V: int = 3, C: int = 8, seed: int = 0, repeat_ids: int = 1) -> JetSample:
@@ -244,7 +244,7 @@ def test_too_few_events_name_the_empty_split():
 
 
 def test_tensor_batches_hold_the_datasets_jets_of_one_variation(sample):
-    from hepnb.datasets import TensorBatches
+    from hepnb.data.datasets import TensorBatches
 
     ds = JetDataset(sample, variations=(0, 2), classes=("qcd", "hbb"))
     ordered = TensorBatches(ds, VARIATION_NAMES[2], batch_size=7)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hepnb.models.dense import DenseTagger, n_parameters
-from hepnb.train import fit, predict
+from hepnb.models import DenseTagger, n_parameters
+from hepnb.training.loop import fit, predict
 
 
 def test_parameter_count_is_table_vi():

@@ -1,4 +1,4 @@
-"""hepnb.features: the 15 constituent features and 2 jet features, checked against independent computations."""
+"""hepnb.data.features: the 15 constituent features and 2 jet features, checked against independent computations."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import vector
 
-from hepnb.features import (
+from hepnb.data.features import (
     FEATURE_LABELS,
     FEATURE_NAMES,
     FEATURE_UNITS,
@@ -21,7 +21,7 @@ from hepnb.features import (
     particle_flags,
     sample_features,
 )
-from hepnb.sample import VARIATION_NAMES, JetSample, SampleError
+from hepnb.data.sample import VARIATION_NAMES, JetSample, SampleError
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 FLAGS = ("is_photon", "is_muon", "is_electron", "is_ch", "is_nh")
@@ -396,7 +396,7 @@ def test_mismatched_shapes_raise_clear_errors():
 def test_rotation_in_eta_phi_keeps_dr_and_is_a_rotation():
     import torch
 
-    from hepnb.features import FEATURE_NAMES, rotate_eta_phi
+    from hepnb.data.features import FEATURE_NAMES, rotate_eta_phi
 
     rng = np.random.default_rng(7)
     x = rng.normal(size=(4, 6, len(FEATURE_NAMES)))
@@ -416,7 +416,7 @@ def test_rotation_in_eta_phi_keeps_dr_and_is_a_rotation():
 def test_eta_phi_rotation_acts_on_the_first_model_input_only():
     import torch
 
-    from hepnb.features import EtaPhiRotation, rotate_eta_phi
+    from hepnb.data.features import EtaPhiRotation, rotate_eta_phi
 
     x, jet, mask = torch.randn(3, 5, 15), torch.randn(3, 2), torch.ones(3, 5, dtype=torch.bool)
     angle = torch.tensor([0.1, 1.0, 2.0])

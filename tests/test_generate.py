@@ -7,7 +7,7 @@ import pytest
 from hepnb.generate import (GeneratorError, derive_seed, generate_events, make_pythia, process_settings,
                             visible_final_state)
 from hepnb.generate.pythia import MAX_PYTHIA_SEED
-from hepnb.jets import cluster
+from hepnb.physics.jets import cluster
 
 N = 40
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from hepnb import checkpoints, metrics
-from hepnb.checkpoints import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from hepnb.evaluation import metrics
+from hepnb.training import checkpoints
+from hepnb.training.checkpoints import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
 from hepnb.models.dense import DenseTagger
 
 

@@ -1,4 +1,4 @@
-"""The public RS3L layout: hepnb.public.load_rs3l / write_rs3l_layout / find_rs3l_files on small synthetic files."""
+"""The public RS3L layout: hepnb.data.public.load_rs3l / write_rs3l_layout / find_rs3l_files on small synthetic files."""
 
 import os
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hepnb.errors import DataFileError
-from hepnb.public import CAND_FEATURES, RS3L_JETTYPES, find_rs3l_files, load_rs3l, write_rs3l_layout
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.data.public import CAND_FEATURES, RS3L_JETTYPES, find_rs3l_files, load_rs3l, write_rs3l_layout
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 
 N, V, C = 20, len(VARIATION_NAMES), 12
 F = {name: i for i, name in enumerate(CAND_FEATURES)}

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hepnb import io
-from hepnb.features import impact_parameters
+from hepnb.data import cache, store
+from hepnb.data.features import impact_parameters
 from hepnb.generate import resim
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES
 
 N_HARD = 150
 
@@ -112,11 +112,11 @@ def test_worker_count_does_not_change_the_file(tmp_path: Path):
     for key in one:
         assert one[key].tobytes() == two[key].tobytes(), key
     assert len(one["event_id"]) == 25
-    # ... and so the merged file, written the way hepnb.io.generate_file writes it, is byte-identical
-    attrs = {**io.generation_record("qcd", 2), "n_events": 25, "variations": list(VARIATION_NAMES),
+    # ... and so the merged file, written the way hepnb.data.cache.generate_file writes it, is byte-identical
+    attrs = {**cache.generation_record("qcd", 2), "n_events": 25, "variations": list(VARIATION_NAMES),
              "cand_fields": list(resim.CAND_FIELDS), "showered": info_one["showered"], "passed": info_one["passed"]}
     label = np.full(25, CLASS_NAMES.index("qcd"), np.int8)
-    paths = [io.write_resim(tmp_path / f"w{k}.h5", {**arrays, "label": label}, attrs) for k, arrays in ((1, one), (2, two))]
+    paths = [store.write_resim(tmp_path / f"w{k}.h5", {**arrays, "label": label}, attrs) for k, arrays in ((1, one), (2, two))]
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert info_two["showered"] == info_one["showered"] and info_two["passed"] == info_one["passed"]
 

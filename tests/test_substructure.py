@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hepnb.substructure import n2
+from hepnb.physics.substructure import n2
 
 
 def _n2_by_hand(p4, beta=1.0):

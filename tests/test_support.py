@@ -3,7 +3,7 @@
 import pytest
 
 from hepnb.environment import report, versions
-from hepnb.tables import Table
+from hepnb.evaluation.tables import Table
 from hepnb.toc import notebooks, pages
 
 

@@ -5,7 +5,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from hepnb.models import JetTransformer
-from hepnb.models.transformer import PAPER_PARAMETERS, n_parameters
+from hepnb.models import n_parameters
+from hepnb.models.transformer import PAPER_PARAMETERS
 
 
 def batch(n_jets=6, n_constituents=32, n_features=15, seed=0):

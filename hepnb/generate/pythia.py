@@ -15,13 +15,10 @@ import numpy as np
 from tqdm import tqdm  # the text bar: widget bars need ipywidgets and do not render in the book
 
 from hepnb.quiet import captured_stdout_fd
+from hepnb.errors import GeneratorError
 
 MAX_PYTHIA_SEED = 900_000_000  # Pythia's Random:seed: 1 .. 900 000 000 (0 means "seed from the clock")
 NEUTRINOS = (12, 14, 16)
-
-
-class GeneratorError(RuntimeError):
-    """Pythia rejected a setting, failed to initialise, or was asked for something impossible."""
 
 
 def derive_seed(seed: int, *keys: object) -> int:

@@ -38,8 +38,9 @@ from tqdm import tqdm
 
 from hepnb.generate.processes import COMMON_SETTINGS, process_settings
 from hepnb.generate.pythia import GeneratorError, derive_seed, make_pythia, visible_final_state
-from hepnb.jets import cluster
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES
+from hepnb.physics import kinematics
+from hepnb.physics.jets import cluster
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES
 
 # Bump when the pipeline changes what it writes for the same settings: it is part of every cache file's hash.
 PIPELINE_VERSION = 2
@@ -294,9 +295,9 @@ def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | 
     bottom = _bottom_copy(start, offsets, d1, d2, pid)
 
     def eta_phi(g: np.ndarray) -> np.ndarray:  # columns: pseudorapidity, azimuth, rapidity
-        pt = np.hypot(px[g], py[g])
-        rapidity = 0.5 * np.log((e[g] + pz[g]) / np.maximum(e[g] - pz[g], 1e-12))
-        return np.stack([np.arcsinh(pz[g] / np.maximum(pt, 1e-12)), np.arctan2(py[g], px[g]), rapidity], axis=-1)
+        p4 = np.stack([px[g], py[g], pz[g], e[g]], axis=-1)
+        _, eta, phi = kinematics.pt_eta_phi(p4)
+        return np.stack([eta, phi, kinematics.rapidity(p4)], axis=-1)
 
     g = offsets[:-1] + bottom
     target = eta_phi(g)
@@ -312,14 +313,13 @@ def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | 
 
 def _jet_eta_phi(jet: np.ndarray) -> np.ndarray:
     """(η, φ) of 4-vectors (..., 4)."""
-    pt = np.hypot(jet[..., 0], jet[..., 1])
-    return np.stack([np.arcsinh(jet[..., 2] / np.maximum(pt, 1e-12)), np.arctan2(jet[..., 1], jet[..., 0])], -1)
+    _, eta, phi = kinematics.pt_eta_phi(jet)
+    return np.stack([eta, phi], -1)
 
 
 def _delta_r(eta: ak.Array, phi: ak.Array, eta_phi: np.ndarray) -> ak.Array:
     """ΔR between each jet (jagged per event) and one (η, φ) per event."""
-    dphi = (phi - eta_phi[:, 1] + np.pi) % (2 * np.pi) - np.pi
-    return np.hypot(eta - eta_phi[:, 0], dphi)
+    return kinematics.delta_r(eta, phi, eta_phi[:, 0], eta_phi[:, 1])
 
 
 def _shower_variation(cls: JetClass, variation: Variation, lhe_path: Path, n_events: int, seed: int, shard: int,

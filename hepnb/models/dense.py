@@ -41,8 +41,3 @@ class DenseTagger(nn.Module):
             raise ValueError(f"expected x (B, >={self.n_constituents}, {self.n_features}), got {tuple(x.shape)}")
         flat = x[:, : self.n_constituents].reshape(len(x), -1)
         return self.head(self.body(torch.cat([flat, jet], dim=1))).squeeze(-1)
-
-
-def n_parameters(model: nn.Module) -> int:
-    """Trainable parameters of a model (BatchNorm's affine weights count; its running statistics do not)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

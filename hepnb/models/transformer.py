@@ -10,7 +10,7 @@ Choices where the paper is silent or differs from us, stated here and in the boo
 
 * **Inputs.** Paper 002 uses 7 features per constituent of the hls4ml jets (Δη, Δφ, log pT/pT_jet, log pT,
   log E/E_jet, log E, ΔR) and up to 32 constituents. Ours default to the 15 features of
-  :data:`hepnb.features.FEATURE_NAMES` (the same 7 kinematic ones plus charge, track impact parameters and
+  :data:`hepnb.data.features.FEATURE_NAMES` (the same 7 kinematic ones plus charge, track impact parameters and
   particle-type flags); ``n_features=7`` with the kinematic columns gives the paper's inputs. The model works for any
   number of constituents; the book uses 32, as the paper does.
 * **Feed-forward width.** ``dim_feedforward = 256``, as the paper writes. With the head read as
@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hepnb.features import FEATURE_NAMES
+from hepnb.data.features import FEATURE_NAMES
 
 PAPER_PARAMETERS = 1_256_356  # paper 002, Sec. 3.2
 
@@ -44,7 +44,7 @@ class JetTransformer(nn.Module):
 
     Returns (B,) logits for ``n_classes = 1`` (binary, use ``BCEWithLogitsLoss``) and (B, n_classes) otherwise.
     ``forward(x, jet, mask)`` is accepted too (the jet features are unused), the uniform signature with which
-    :func:`hepnb.train.fit` calls the book's jet models.
+    :func:`hepnb.training.loop.fit` calls the book's jet models.
     """
 
     def __init__(self, n_features: int = len(FEATURE_NAMES), d_model: int = 256, n_layers: int = 3,
@@ -91,8 +91,3 @@ class JetTransformer(nn.Module):
         pooled = torch.where(real, h, 0.0).sum(dim=1) / real.sum(dim=1).clamp(min=1).to(h.dtype)
         out = self.head(pooled)
         return out.squeeze(-1) if self.n_classes == 1 else out
-
-
-def n_parameters(model: nn.Module) -> int:
-    """Trainable parameters of a model."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from hepnb.errors import SampleError
 
 # Jet classes across the book. Generated files carry one class each; the public RS3L files mix them.
 CLASS_NAMES: tuple[str, ...] = ("qcd", "hbb", "wqq", "zqq")
@@ -25,10 +26,6 @@ VARIATION_NAMES: tuple[str, ...] = ("nominal", "seed", "fsr_down", "fsr_up", "al
 _ROW_FIELDS = ("label", "parton", "event_id")
 _JET_FIELDS = ("p4", "charge", "pid", "d0", "dz", "mask", "jet_p4", "n_constituents")
 ARRAY_FIELDS: tuple[str, ...] = (*_JET_FIELDS, *_ROW_FIELDS)
-
-
-class SampleError(ValueError):
-    """Arrays of a :class:`JetSample` do not fit together (shapes, dtypes, classes)."""
 
 
 @dataclass(frozen=True, eq=False)

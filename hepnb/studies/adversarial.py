@@ -2,7 +2,7 @@
 
 Explained in ``book/adversarial/adversarial.ipynb``. :func:`simulator_splits` cuts H->bb and QCD jets into
 train/validation/test by *hard event*, so the test jets of the two simulators are the same hard events showered
-twice; :func:`trained_model` trains one (method, simulator, seed) through :func:`hepnb.checkpoints.load_or_train`;
+twice; :func:`trained_model` trains one (method, simulator, seed) through :func:`hepnb.training.checkpoints.load_or_train`;
 :func:`evaluate` scores a model on a test set; :func:`sharpness` measures its reduced Hessians and gradient-ascent
 paths with :mod:`hepnb.landscape`.
 """
@@ -17,15 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from hepnb import landscape, metrics
-from hepnb.adversarial import METHODS, attack_region, make_strategy
-from hepnb.checkpoints import load_or_train
-from hepnb.datasets import JetDataset, TensorBatches, split_by_event
-from hepnb.features import FEATURE_NAMES
+from hepnb import landscape
+from hepnb.evaluation import metrics
+from hepnb.training.adversarial import METHODS, attack_region, make_strategy
+from hepnb.training.checkpoints import load_or_train
+from hepnb.data.datasets import JetDataset, TensorBatches, split_by_event
+from hepnb.data.features import FEATURE_NAMES
 from hepnb.models.dense import DenseTagger
-from hepnb.observables import jet_mass
-from hepnb.sample import JetSample
-from hepnb.train import batch_inputs, fit, predict
+from hepnb.physics.kinematics import mass as jet_mass
+from hepnb.data.sample import JetSample
+from hepnb.training.loop import batch_inputs, fit, predict
 
 __all__ = ["SimulatorSplits", "simulator_splits", "training_key", "trained_model", "Evaluation", "evaluate",
            "Sharpness", "sharpness", "seed_stats", "rejection_on_grid"]
@@ -78,7 +79,7 @@ def simulator_splits(sample: JetSample, simulators: Sequence[str] = ("nominal", 
 
 def training_key(method: str, simulator: str, seed: int, epochs: int, lr: float, data_key: Mapping[str, Any],
                  overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything that determines a trained model, for :func:`hepnb.checkpoints.load_or_train`."""
+    """Everything that determines a trained model, for :func:`hepnb.training.checkpoints.load_or_train`."""
     params = {**METHODS[method].params, **(overrides or {})}
     return {"chapter": "adversarial", "model": "DenseTagger(40, 15, 2, (128, 64, 32))", "method": method,
             "params": params, "train_on": simulator, "seed": int(seed), "epochs": int(epochs), "lr": float(lr),
@@ -91,7 +92,7 @@ def trained_model(method: str, simulator: str, seed: int, splits: SimulatorSplit
     """``(model in eval mode, meta, trained now?)`` for one method trained on one simulator with one seed.
 
     Seeded: the same arguments give the same weights on a CPU. ``meta`` holds the history (losses, the kept epoch,
-    seconds per epoch). Loaded from the checkpoint cache when present (see :mod:`hepnb.checkpoints`).
+    seconds per epoch). Loaded from the checkpoint cache when present (see :mod:`hepnb.training.checkpoints`).
     """
     key = training_key(method, simulator, seed, epochs, lr, splits.data_key, overrides)
 
@@ -186,15 +187,6 @@ def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced
     path_w, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="weights", steps=steps,
                                            step_size=step_size)
     return Sharpness(path_features=path_f, path_weights=path_w, **values)
-
-
-def seed_stats(values: Sequence[float]) -> tuple[float, float, float]:
-    """``(mean, standard deviation, standard error of the mean)`` over seeds; the spread is NaN for one seed."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        raise ValueError("no values")
-    std = float(v.std(ddof=1)) if v.size > 1 else float("nan")
-    return float(v.mean()), std, std / np.sqrt(v.size)
 
 
 def rejection_on_grid(evaluation: Evaluation, grid: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Jet observables of a :class:`~hepnb.sample.JetSample` and how much each shower variation shifts them.
+"""Jet observables of a :class:`~hepnb.data.sample.JetSample` and how much each shower variation shifts them.
 
 Explained in ``book/data/resimulation.ipynb``: the domain shift between showers is measured on physics observables
 (mass, multiplicity, N2, displaced tracks) with the Kolmogorov-Smirnov distance to the nominal shower.
@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from hepnb.sample import JetSample
-from hepnb.substructure import n2
+from hepnb.data.sample import JetSample
+from hepnb.physics import kinematics
+from hepnb.physics.substructure import n2
 
 OBSERVABLES: dict[str, str] = {
     "mass": r"jet mass $m$ [GeV]",
@@ -25,25 +26,13 @@ OBSERVABLES: dict[str, str] = {
 DISPLACED_D0_MM = 0.1  # |d0| threshold of a "displaced" track (B hadrons: c*tau ~ 0.5 mm); not 0, see DESIGN 4
 
 
-def jet_mass(jet_p4: np.ndarray) -> np.ndarray:
-    """Invariant mass [GeV] of 4-vectors (..., 4) px, py, pz, E (negative m^2 from rounding -> 0)."""
-    jet_p4 = np.asarray(jet_p4, dtype=np.float64)
-    m2 = jet_p4[..., 3] ** 2 - (jet_p4[..., :3] ** 2).sum(-1)
-    return np.sqrt(np.maximum(m2, 0.0))
-
-
-def jet_pt(jet_p4: np.ndarray) -> np.ndarray:
-    """Transverse momentum [GeV] of 4-vectors (..., 4)."""
-    return np.hypot(jet_p4[..., 0], jet_p4[..., 1])
-
-
 def observables(sample: JetSample, variation: int | str, with_n2: bool = True) -> dict[str, np.ndarray]:
     """Observables of one variation: see :data:`OBSERVABLES`. All are per jet except ``tanh_d0`` (one entry per
     track, all jets together). N2 costs ~0.3 ms per jet."""
     v = sample.variation_index(variation)
     charged = (sample.charge[:, v] != 0) & sample.mask[:, v]
     displaced = charged & (np.abs(sample.d0[:, v]) > DISPLACED_D0_MM)
-    out = {"mass": jet_mass(sample.jet_p4[:, v]), "pt": jet_pt(sample.jet_p4[:, v]),
+    out = {"mass": kinematics.mass(sample.jet_p4[:, v]), "pt": kinematics.pt(sample.jet_p4[:, v]),
            "multiplicity": sample.n_constituents[:, v].astype(float),
            "displaced": displaced.sum(1) / np.maximum(charged.sum(1), 1),
            "tanh_d0": np.tanh(sample.d0[:, v][charged]).astype(float)}
@@ -82,34 +71,6 @@ def shift_table(values: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], re
                 row[f"KS {key}"] = round(ks_distance(obs[key], ref[key]), 3)
             rows.append(row)
     return rows
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, statistic: Any, n_boot: int = 300, seed: int = 0
-                     ) -> tuple[float, float]:
-    """``statistic(b) - statistic(a)`` and its bootstrap standard error.
-
-    ``a`` and ``b`` are the same hard events in two variations (row ``i`` of both is one event), so rows are
-    resampled *jointly*: the shower-to-shower correlation of the pair is kept, as it should be.
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired_bootstrap needs two 1-d arrays of the same length, got {a.shape} and {b.shape}")
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for k in range(n_boot):
-        rows = rng.integers(0, len(a), len(a))
-        diffs[k] = statistic(b[rows]) - statistic(a[rows])
-    return float(statistic(b) - statistic(a)), float(diffs.std(ddof=1))
-
-
-def verdict(difference: float, error: float, expected_sign: int, z: float = 2.0) -> str:
-    """``"yes"`` if ``difference`` has the expected sign by more than ``z`` standard errors, ``"no (opposite)"`` if
-    it has the other sign by as much, else ``"not significant"``."""
-    if difference * expected_sign > z * error:
-        return "yes"
-    if difference * expected_sign < -z * error:
-        return "no (opposite)"
-    return "not significant"
 
 
 def peak_width(mass: np.ndarray, window: tuple[float, float] = (75.0, 175.0)) -> float:

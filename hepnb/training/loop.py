@@ -1,10 +1,10 @@
 """One training loop for the book's jet classifiers; explained in ``book/landscape/sharpness.ipynb``.
 
-Batches are the dicts of :class:`hepnb.datasets.JetDataset` (``x``, ``jet``, ``mask``, ``y``); the model is called as
+Batches are the dicts of :class:`hepnb.data.datasets.JetDataset` (``x``, ``jet``, ``mask``, ``y``); the model is called as
 ``model(x, jet, mask)`` and returns one logit per jet. AdamW, binary cross-entropy, the state with the lowest
 validation loss is kept (early stopping), and a history of losses is returned. How each minibatch updates the
 weights is a :class:`Strategy`: plain gradient descent here, the adversarial ones of paper 000 in
-:mod:`hepnb.adversarial` (explained in ``book/adversarial/adversarial.ipynb``).
+:mod:`hepnb.training.adversarial` (explained in ``book/adversarial/adversarial.ipynb``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class History:
 class Strategy:
     """How one minibatch updates the weights: the default, plain gradient descent on the batch's loss.
 
-    Subclasses (:mod:`hepnb.adversarial`) change the inputs (FGSM, PGD) or the point where the gradient is taken
+    Subclasses (:mod:`hepnb.training.adversarial`) change the inputs (FGSM, PGD) or the point where the gradient is taken
     (SAM, SSAM-D). ``start_epoch`` is called before each epoch; ``step`` returns the batch's training loss.
     """
 

@@ -1,8 +1,8 @@
 """White-box adversarial training of paper 000 (Rothen et al., Sec. III and App. B): FGSM and PGD attack the
 inputs, SAM and SSAM-D the weights.
 
-Explained in ``book/adversarial/adversarial.ipynb``. Each method is a :class:`hepnb.train.Strategy` for
-:func:`hepnb.train.fit`; the attacks themselves (:func:`fgsm`, :func:`pgd`) and the weight perturbations
+Explained in ``book/adversarial/adversarial.ipynb``. Each method is a :class:`hepnb.training.loop.Strategy` for
+:func:`hepnb.training.loop.fit`; the attacks themselves (:func:`fgsm`, :func:`pgd`) and the weight perturbations
 (:func:`sam_perturbation`, :class:`SparseMask`) are plain functions that tests check one by one.
 
 Choices where the paper and its reference code differ (the chapter discusses each):
@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hepnb.features import FEATURE_NAMES
-from hepnb.train import Strategy
+from hepnb.data.features import FEATURE_NAMES
+from hepnb.training.loop import Strategy
 
 __all__ = ["CONTINUOUS_FEATURES", "attack_region", "fgsm", "pgd", "FeatureAttack", "sam_perturbation",
            "SAM", "SparseMask", "SSAMD", "METHODS", "MethodSpec", "make_strategy"]
@@ -307,7 +307,7 @@ METHODS: dict[str, MethodSpec] = {
 
 
 def make_strategy(method: str | MethodSpec, seed: int = 0, **overrides: Any) -> Strategy:
-    """A fresh :class:`~hepnb.train.Strategy` for a method of :data:`METHODS` (``overrides`` replace its
+    """A fresh :class:`~hepnb.training.loop.Strategy` for a method of :data:`METHODS` (``overrides`` replace its
     hyperparameters, e.g. ``step_size=0.01`` for Table VIII's PGD step)."""
     spec = METHODS[method] if isinstance(method, str) and method in METHODS else method
     if not isinstance(spec, MethodSpec):

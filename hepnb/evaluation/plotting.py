@@ -7,6 +7,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hepnb.physics import kinematics
+from hepnb.physics.kinematics import wrap_phi
+
 JET_COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
 
 
@@ -18,17 +21,12 @@ def _axes(ax: Any) -> Any:
     return ax
 
 
-def wrap_phi(phi: np.ndarray) -> np.ndarray:
-    """Map azimuthal angles into [-pi, pi)."""
-    return (np.asarray(phi) + np.pi) % (2 * np.pi) - np.pi
-
-
 def event_display(particles: ak.Record | ak.Array, jets: ak.Array, constituents: ak.Array, R: float = 0.8,
                   max_jets: int = 4, eta_range: float = 5.0, ax: Any = None, title: str | None = None) -> Any:
     """One event in the eta-phi plane: particles as dots with area proportional to pT, coloured by jet.
 
     ``particles``, ``jets`` and ``constituents`` are one event's entries of the outputs of
-    :func:`hepnb.generate.visible_final_state` and :func:`hepnb.jets.cluster`. The ``max_jets`` hardest jets get
+    :func:`hepnb.generate.visible_final_state` and :func:`hepnb.physics.jets.cluster`. The ``max_jets`` hardest jets get
     a colour, a cross at their axis and a circle of radius ``R`` (drawn again across the phi = +-pi seam).
     """
     import matplotlib.patches as mpatches
@@ -81,7 +79,7 @@ def jet_display(particles: ak.Record | ak.Array, jet: ak.Record, members: ak.Arr
                 ax: Any = None, colour: str = "tab:red", title: str | None = None) -> Any:
     """One jet's constituents in the (delta eta, delta phi) plane around its axis, dot area proportional to pT.
 
-    ``members`` are the jet's particle indices from :func:`hepnb.jets.cluster`. Charged particles are filled
+    ``members`` are the jet's particle indices from :func:`hepnb.physics.jets.cluster`. Charged particles are filled
     dots, neutral ones open circles, so the substructure (two prongs for H -> bb) is visible at a glance.
     """
     import matplotlib.patches as mpatches
@@ -119,7 +117,7 @@ def variation_display(p4: np.ndarray, mask: np.ndarray, charge: np.ndarray, vari
     """One hard event's jet in every variation, side by side: constituents in (Δη, Δφ) around the *nominal* jet
     axis, dot area ∝ pT, charged filled and neutral open, each variation's own axis as a cross.
 
-    ``p4`` (V, C, 4), ``mask`` and ``charge`` (V, C) are one row of a :class:`hepnb.sample.JetSample`. Explained in
+    ``p4`` (V, C, 4), ``mask`` and ``charge`` (V, C) are one row of a :class:`hepnb.data.sample.JetSample`. Explained in
     ``book/data/resimulation.ipynb``.
     """
     import matplotlib.patches as mpatches
@@ -132,8 +130,8 @@ def variation_display(p4: np.ndarray, mask: np.ndarray, charge: np.ndarray, vari
     jets = (p4 * mask[..., None]).sum(1)
 
     def eta_phi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pt = np.hypot(x[..., 0], x[..., 1])
-        return np.arcsinh(x[..., 2] / np.maximum(pt, 1e-12)), np.arctan2(x[..., 1], x[..., 0]), pt
+        pt, eta, phi = kinematics.pt_eta_phi(x)
+        return eta, phi, pt
 
     ref_eta, ref_phi, _ = eta_phi(jets[0])
     scale = max(eta_phi(p4[v][mask[v]])[2].max() for v in range(V))
@@ -149,7 +147,7 @@ def variation_display(p4: np.ndarray, mask: np.ndarray, charge: np.ndarray, vari
         jet_eta, jet_phi, jet_pt = eta_phi(jets[v])
         ax.plot([jet_eta - ref_eta], [wrap_phi(jet_phi - ref_phi)], marker="x", color="0.2", ms=9, mew=2)
         ax.add_patch(mpatches.Circle((0.0, 0.0), R, fill=False, color="0.5", ls="--", lw=1.0))
-        mass = np.sqrt(max(jets[v][3] ** 2 - (jets[v][:3] ** 2).sum(), 0.0))
+        mass = float(kinematics.mass(jets[v]))
         ax.set_title(f"{VARIATION_LABELS.get(name, name)}\n{mask[v].sum()} constituents, m = {mass:.0f} GeV",
                      fontsize="small")
         ax.set_xlim(-1.05 * R, 1.05 * R)

@@ -1,8 +1,8 @@
-"""PyTorch datasets and loaders over a :class:`~hepnb.sample.JetSample`.
+"""PyTorch datasets and loaders over a :class:`~hepnb.data.sample.JetSample`.
 
 Explained in ``book/data/resimulation.ipynb``. Splits are made on the hard event (``event_id``), never on the row
 or the jet, so the shower variations of one event cannot sit in training and test at once. Features are computed
-once with :func:`hepnb.features.sample_features` and kept as float32 tensors.
+once with :func:`hepnb.data.features.sample_features` and kept as float32 tensors.
 
 Two layouts: one item per (row, variation) for classifiers (``paired=False``), or one item per row holding every
 selected variation of that hard event, for contrastive learning on re-simulated pairs (``paired=True``, RS3L).
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hepnb.features import sample_features
-from hepnb.sample import CLASS_NAMES, JetSample, SampleError
+from hepnb.data.features import sample_features
+from hepnb.data.sample import CLASS_NAMES, JetSample, SampleError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
@@ -113,10 +113,10 @@ def _check_classes(sample: JetSample, classes: Any) -> tuple[str, ...]:
 
 
 class JetDataset(Dataset):
-    """Jets of a :class:`~hepnb.sample.JetSample` as float32 tensors for PyTorch.
+    """Jets of a :class:`~hepnb.data.sample.JetSample` as float32 tensors for PyTorch.
 
     ``rows``: sample rows to use (indices, repeats ignored, or a boolean mask; ``None`` = all). ``variations``:
-    which shower variations, by index or name. ``classes``: class names from :data:`hepnb.sample.CLASS_NAMES`;
+    which shower variations, by index or name. ``classes``: class names from :data:`hepnb.data.sample.CLASS_NAMES`;
     the target ``y`` is the position in ``classes`` (``("qcd", "hbb")``: 0 for QCD, 1 for H->bb) and rows of
     other classes are dropped. ``max_constituents``: the hardest ``C`` constituents are kept (``None`` = all).
     ``balance``: downsample every class to the smallest class's number of rows (hard events), seeded by ``seed``.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from hepnb.jets import quiet_banner
+from hepnb.physics.jets import quiet_banner
 
 
 def n2(p4: np.ndarray, mask: np.ndarray, beta: float = 1.0) -> np.ndarray:

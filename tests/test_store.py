@@ -1,4 +1,4 @@
-"""hepnb.io: the native hepnb-resim HDF5 file (round trip, reproducible bytes, validated reads, atomic writes) and the
+"""hepnb.data.store and hepnb.data.cache: the native hepnb-resim HDF5 file (round trip, reproducible bytes, validated reads, atomic writes) and the
 settings-hash cache (naming, load_or_generate served from and regenerating the cache).
 
 Most tests use small synthetic arrays written with ``write_resim``; one test runs the real generator on tiny shards.
@@ -12,12 +12,12 @@ import h5py
 import numpy as np
 import pytest
 
-import hepnb.io as io
+from hepnb.data import cache, files, store
 from hepnb.errors import DataFileError
-from hepnb.features import impact_parameters
+from hepnb.data.features import impact_parameters
 from hepnb.generate import resim
-from hepnb.public import write_rs3l_layout
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES
+from hepnb.data.public import write_rs3l_layout
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES
 
 N, V, C = 9, len(VARIATION_NAMES), 12
 CAND_FIELDS = ["px", "py", "pz", "E", "vx", "vy", "vz"]
@@ -57,7 +57,7 @@ def make_arrays(n=N, seed=0):
 
 
 def make_attrs(n=N, seed=0):
-    return {"format": io.FORMAT, "schema_version": io.SCHEMA_VERSION, "n_events": n, "class_name": "hbb",
+    return {"format": store.FORMAT, "schema_version": store.SCHEMA_VERSION, "n_events": n, "class_name": "hbb",
             "variations": list(VARIATION_NAMES), "cand_fields": list(CAND_FIELDS), "seed": seed,
             "settings": {"hard": ["HiggsSM:ffbar2HZ = on"], **{v: [f"# {v}"] for v in VARIATION_NAMES}}}
 
@@ -69,7 +69,7 @@ def arrays():
 
 @pytest.fixture
 def good(arrays, tmp_path):
-    return io.write_resim(tmp_path / "good.h5", arrays, make_attrs())
+    return store.write_resim(tmp_path / "good.h5", arrays, make_attrs())
 
 
 def leftovers(folder):
@@ -80,7 +80,7 @@ def leftovers(folder):
 
 
 def test_round_trip_returns_the_arrays_exactly(arrays, good):
-    s = io.read_resim(good)
+    s = store.read_resim(good)
     assert len(s) == N and s.variations == VARIATION_NAMES and s.max_constituents == C
     np.testing.assert_array_equal(s.p4, arrays["cands"][..., :4])
     assert s.p4.dtype == np.float32
@@ -97,11 +97,11 @@ def test_round_trip_returns_the_arrays_exactly(arrays, good):
     assert s.attrs["class_name"] == "hbb" and s.attrs["variations"] == list(VARIATION_NAMES)
     assert s.attrs["settings"] == make_attrs()["settings"]  # JSON attributes come back decoded
     assert s.source == str(good)
-    assert io.read_attrs(good) == s.attrs
+    assert store.read_attrs(good) == s.attrs
 
 
 def test_impact_parameters_come_from_the_written_vertices(arrays, good):
-    s = io.read_resim(good)
+    s = store.read_resim(good)
     cands = arrays["cands"]
     d0, dz = impact_parameters(cands[..., :4], cands[..., 4:], arrays["charge"])
     np.testing.assert_array_equal(s.d0, d0)
@@ -120,40 +120,40 @@ def test_impact_parameters_come_from_the_written_vertices(arrays, good):
 
 
 def test_equal_inputs_give_identical_bytes_and_different_inputs_do_not(arrays, tmp_path):
-    a = io.write_resim(tmp_path / "a.h5", arrays, make_attrs())
+    a = store.write_resim(tmp_path / "a.h5", arrays, make_attrs())
     time.sleep(1.1)  # HDF5 timestamps have 1 s resolution: a file that stored one would now differ
-    b = io.write_resim(tmp_path / "sub" / "b.h5", copy.deepcopy(arrays), make_attrs())
+    b = store.write_resim(tmp_path / "sub" / "b.h5", copy.deepcopy(arrays), make_attrs())
     assert a.read_bytes() == b.read_bytes()
     changed = copy.deepcopy(arrays)
     changed["cands"][3, 2, 0, 0] += 1.0
-    c = io.write_resim(tmp_path / "c.h5", changed, make_attrs())
+    c = store.write_resim(tmp_path / "c.h5", changed, make_attrs())
     assert c.read_bytes() != a.read_bytes()
-    d = io.write_resim(tmp_path / "d.h5", arrays, {**make_attrs(), "seed": 1})
+    d = store.write_resim(tmp_path / "d.h5", arrays, {**make_attrs(), "seed": 1})
     assert d.read_bytes() != a.read_bytes()
     assert leftovers(tmp_path) == [] and leftovers(tmp_path / "sub") == []
 
 
 def test_n_rows_reads_the_first_rows(good):
-    full = io.read_resim(good)
+    full = store.read_resim(good)
     for k in (1, 4, N, np.int64(3)):
-        part = io.read_resim(good, n_rows=k)
+        part = store.read_resim(good, n_rows=k)
         assert len(part) == k
         want = full.rows(slice(0, int(k)))
         for name in ("p4", "charge", "pid", "d0", "dz", "mask", "jet_p4", "n_constituents", "label", "parton",
                      "event_id"):
             np.testing.assert_array_equal(getattr(part, name), getattr(want, name), err_msg=name)
     with pytest.raises(DataFileError, match=f"asked for {N + 1} hard events, the file holds {N}"):
-        io.read_resim(good, n_rows=N + 1)
+        store.read_resim(good, n_rows=N + 1)
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValueError, match="n_rows must be a positive integer"):
-            io.read_resim(good, n_rows=bad)
+            store.read_resim(good, n_rows=bad)
 
 
 def test_write_refuses_missing_or_ragged_arrays(arrays, tmp_path):
     with pytest.raises(ValueError, match="arrays missing \\['hard_p4'\\]"):
-        io.write_resim(tmp_path / "x.h5", {k: v for k, v in arrays.items() if k != "hard_p4"}, make_attrs())
+        store.write_resim(tmp_path / "x.h5", {k: v for k, v in arrays.items() if k != "hard_p4"}, make_attrs())
     with pytest.raises(ValueError, match="parton has 8 rows, event_id has 9"):
-        io.write_resim(tmp_path / "x.h5", {**arrays, "parton": arrays["parton"][:-1]}, make_attrs())
+        store.write_resim(tmp_path / "x.h5", {**arrays, "parton": arrays["parton"][:-1]}, make_attrs())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -162,9 +162,9 @@ def test_write_refuses_missing_or_ragged_arrays(arrays, tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(DataFileError, match="no such file"):
-        io.read_resim(tmp_path / "nope.h5")
+        store.read_resim(tmp_path / "nope.h5")
     with pytest.raises(DataFileError, match="no such file"):
-        io.read_attrs(tmp_path / "nope.h5")
+        store.read_attrs(tmp_path / "nope.h5")
 
 
 def test_truncated_file(good, tmp_path):
@@ -172,7 +172,7 @@ def test_truncated_file(good, tmp_path):
     cut = tmp_path / "cut.h5"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataFileError, match="truncated or corrupt") as err:
-        io.read_resim(cut)
+        store.read_resim(cut)
     assert str(cut) in str(err.value)
 
 
@@ -180,7 +180,7 @@ def test_not_hdf5(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("these are not the jets you are looking for\n" * 10)
     with pytest.raises(DataFileError, match="cannot be opened as HDF5"):
-        io.read_resim(text)
+        store.read_resim(text)
 
 
 def test_foreign_hdf5(tmp_path):
@@ -188,30 +188,30 @@ def test_foreign_hdf5(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_dataset("images", data=np.zeros((3, 4)))
     with pytest.raises(DataFileError, match="foreign file: attribute format=None, expected 'hepnb-resim'") as err:
-        io.read_resim(path)
+        store.read_resim(path)
     assert "load_rs3l" not in str(err.value)
 
 
 def test_public_rs3l_file_points_to_load_rs3l(good, tmp_path):
     path = tmp_path / "rs3l.h5"
-    write_rs3l_layout(io.read_resim(good), path)
-    with pytest.raises(DataFileError, match="foreign file.*public RS3L file.*hepnb.public.load_rs3l"):
-        io.read_resim(path)
+    write_rs3l_layout(store.read_resim(good), path)
+    with pytest.raises(DataFileError, match="foreign file.*public RS3L file.*hepnb.data.public.load_rs3l"):
+        store.read_resim(path)
 
 
 def test_wrong_schema_version(arrays, tmp_path):
-    path = io.write_resim(tmp_path / "v2.h5", arrays, {**make_attrs(), "schema_version": io.SCHEMA_VERSION + 1})
-    with pytest.raises(DataFileError, match=f"schema version {io.SCHEMA_VERSION + 1}, this hepnb reads version "
-                                            f"{io.SCHEMA_VERSION}"):
-        io.read_resim(path)
+    path = store.write_resim(tmp_path / "v2.h5", arrays, {**make_attrs(), "schema_version": store.SCHEMA_VERSION + 1})
+    with pytest.raises(DataFileError, match=f"schema version {store.SCHEMA_VERSION + 1}, this hepnb reads version "
+                                            f"{store.SCHEMA_VERSION}"):
+        store.read_resim(path)
 
 
 @pytest.mark.parametrize("key", ["class_name", "cand_fields", "variations", "settings", "seed"])
 def test_missing_attribute(arrays, tmp_path, key):
     attrs = {k: v for k, v in make_attrs().items() if k != key}
-    path = io.write_resim(tmp_path / "a.h5", arrays, attrs)
+    path = store.write_resim(tmp_path / "a.h5", arrays, attrs)
     with pytest.raises(DataFileError, match=f"attribute '{key}' is missing"):
-        io.read_resim(path)
+        store.read_resim(path)
 
 
 def test_missing_dataset(good, tmp_path):
@@ -220,16 +220,16 @@ def test_missing_dataset(good, tmp_path):
     with h5py.File(path, "a") as f:
         del f["hard_p4"]
     with pytest.raises(DataFileError, match="dataset 'hard_p4' is missing"):
-        io.read_resim(path)
+        store.read_resim(path)
 
 
 def test_wrong_shape(arrays, tmp_path):
-    path = io.write_resim(tmp_path / "s.h5", {**arrays, "jet": arrays["jet"][:, :3]}, make_attrs())
+    path = store.write_resim(tmp_path / "s.h5", {**arrays, "jet": arrays["jet"][:, :3]}, make_attrs())
     with pytest.raises(DataFileError, match=rf"jet has shape \({N}, 3, 4\), expected \({N}, {V}, 4\)"):
-        io.read_resim(path)
-    path = io.write_resim(tmp_path / "c.h5", {**arrays, "cands": arrays["cands"][:, :3]}, make_attrs())
+        store.read_resim(path)
+    path = store.write_resim(tmp_path / "c.h5", {**arrays, "cands": arrays["cands"][:, :3]}, make_attrs())
     with pytest.raises(DataFileError, match=f"cands has shape .* but the file lists {V} variations"):
-        io.read_resim(path)
+        store.read_resim(path)
 
 
 def test_wrong_dtype(good, tmp_path):
@@ -240,30 +240,30 @@ def test_wrong_dtype(good, tmp_path):
         del f["label"]
         f.create_dataset("label", data=label.astype(np.int64))
     with pytest.raises(DataFileError, match="label has dtype int64, expected int8"):
-        io.read_resim(path)
+        store.read_resim(path)
 
 
 def test_labels_disagree_with_class(arrays, tmp_path):
     label = arrays["label"].copy()
     label[4] = CLASS_NAMES.index("qcd")
-    path = io.write_resim(tmp_path / "l.h5", {**arrays, "label": label}, make_attrs())
+    path = store.write_resim(tmp_path / "l.h5", {**arrays, "label": label}, make_attrs())
     with pytest.raises(DataFileError, match="labels disagree with the file's class 'hbb'"):
-        io.read_resim(path)
-    io.read_resim(path, n_rows=4)  # the first 4 rows are all hbb: only the rows read are checked
+        store.read_resim(path)
+    store.read_resim(path, n_rows=4)  # the first 4 rows are all hbb: only the rows read are checked
 
 
 def test_padding_inconsistent_with_n_constituents(arrays, tmp_path):
     n_const = arrays["n_constituents"].copy()
     row = np.argwhere(n_const < C - 1)[0]
     n_const[tuple(row)] += 1  # one more real constituent claimed than pids stored
-    path = io.write_resim(tmp_path / "p.h5", {**arrays, "n_constituents": n_const}, make_attrs())
+    path = store.write_resim(tmp_path / "p.h5", {**arrays, "n_constituents": n_const}, make_attrs())
     with pytest.raises(DataFileError, match="padding disagrees with n_constituents"):
-        io.read_resim(path)
+        store.read_resim(path)
     pid = arrays["pid"].copy()
     pid[tuple(row) + (C - 1,)] = 22  # a particle in the padding
-    path = io.write_resim(tmp_path / "q.h5", {**arrays, "pid": pid}, make_attrs())
+    path = store.write_resim(tmp_path / "q.h5", {**arrays, "pid": pid}, make_attrs())
     with pytest.raises(DataFileError, match="padding disagrees with n_constituents"):
-        io.read_resim(path)
+        store.read_resim(path)
 
 
 # -- atomic writes ---------------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ def test_interrupted_write_leaves_nothing(arrays, tmp_path, monkeypatch):
     calls = fail_on_third_dataset(monkeypatch)
     path = tmp_path / "new.h5"
     with pytest.raises(Boom):
-        io.write_resim(path, arrays, make_attrs())
+        store.write_resim(path, arrays, make_attrs())
     assert len(calls) == 3  # the patch was hit: two datasets were written before the failure
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
@@ -302,21 +302,21 @@ def test_failed_rewrite_keeps_the_old_file(arrays, good, tmp_path, monkeypatch):
     changed = {**arrays, "event_id": arrays["event_id"] + 1}
     calls = fail_on_third_dataset(monkeypatch)
     with pytest.raises(Boom):
-        io.write_resim(good, changed, make_attrs())
+        store.write_resim(good, changed, make_attrs())
     assert len(calls) == 3
     assert good.read_bytes() == before
     assert leftovers(tmp_path) == []
-    np.testing.assert_array_equal(io.read_resim(good).event_id, arrays["event_id"])
+    np.testing.assert_array_equal(store.read_resim(good).event_id, arrays["event_id"])
 
 
 def test_atomic_path_renames_on_success_and_deletes_on_failure(tmp_path):
     final = tmp_path / "deep" / "f.txt"
-    with io.atomic_path(final) as tmp:
+    with files.atomic_path(final) as tmp:
         assert tmp.parent == final.parent and tmp != final
         tmp.write_text("new")
         assert not final.exists()  # nothing visible until the block succeeds
     assert final.read_text() == "new"
-    with pytest.raises(Boom), io.atomic_path(final) as tmp:
+    with pytest.raises(Boom), files.atomic_path(final) as tmp:
         tmp.write_text("half")
         raise Boom
     assert final.read_text() == "new" and leftovers(final.parent) == []
@@ -326,19 +326,19 @@ def test_atomic_path_renames_on_success_and_deletes_on_failure(tmp_path):
 
 
 def test_cache_path_naming(tmp_path):
-    p = io.cache_path("hbb", 1, folder=tmp_path)
-    assert p == io.cache_path("hbb", 1, resim.Selection(), folder=tmp_path)  # default selection spelled out
+    p = cache.cache_path("hbb", 1, folder=tmp_path)
+    assert p == cache.cache_path("hbb", 1, resim.Selection(), folder=tmp_path)  # default selection spelled out
     assert p.parent == tmp_path and p.suffix == ".h5" and p.name.startswith("resim-hbb-seed1-")
-    others = [io.cache_path("hbb", 2, folder=tmp_path), io.cache_path("qcd", 1, folder=tmp_path),
-              io.cache_path("hbb", 1, resim.Selection(jet_pt_min=500), folder=tmp_path)]
+    others = [cache.cache_path("hbb", 2, folder=tmp_path), cache.cache_path("qcd", 1, folder=tmp_path),
+              cache.cache_path("hbb", 1, resim.Selection(jet_pt_min=500), folder=tmp_path)]
     assert len({p, *others}) == 4
-    assert io.cache_path("hbb", 1, folder=tmp_path / "x").parent == tmp_path / "x"
+    assert cache.cache_path("hbb", 1, folder=tmp_path / "x").parent == tmp_path / "x"
 
 
 def test_settings_hash_changes_with_any_pythia_setting():
-    record = io.generation_record("hbb", 3)
-    base = io.settings_hash(record)
-    assert base == io.settings_hash(io.generation_record("hbb", 3))
+    record = cache.generation_record("hbb", 3)
+    base = cache.settings_hash(record)
+    assert base == cache.settings_hash(cache.generation_record("hbb", 3))
     assert len(base) == 64 and int(base, 16) >= 0
     assert set(record["settings"]) == {"hard", *VARIATION_NAMES}
     n = 0
@@ -346,14 +346,14 @@ def test_settings_hash_changes_with_any_pythia_setting():
         for i in range(len(lines)):
             changed = copy.deepcopy(record)
             changed["settings"][step][i] += "1"
-            assert io.settings_hash(changed) != base, (step, lines[i])
+            assert cache.settings_hash(changed) != base, (step, lines[i])
             n += 1
         changed = copy.deepcopy(record)
         changed["settings"][step].append("Print:quiet = on")
-        assert io.settings_hash(changed) != base, step
+        assert cache.settings_hash(changed) != base, step
     assert n > 30
     for key, value in (("seed", 4), ("pipeline_version", -1), ("generator", "pythia8mc 0")):
-        assert io.settings_hash({**record, key: value}) != base, key
+        assert cache.settings_hash({**record, key: value}) != base, key
 
 
 # -- real generation on tiny shards ----------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def test_load_or_generate_caches_and_serves_prefixes(tmp_path, monkeypatch):
         return 120
 
     monkeypatch.setattr(resim, "shard_size", tiny_shard)
-    original = io.generate_file
+    original = cache.generate_file
     generated = []
     allow = {"generate": True}
 
@@ -377,10 +377,10 @@ def test_load_or_generate_caches_and_serves_prefixes(tmp_path, monkeypatch):
         generated.append(n_events)
         return original(path, class_name, n_events, *args, **kwargs)
 
-    monkeypatch.setattr(io, "generate_file", generate_file)
+    monkeypatch.setattr(cache, "generate_file", generate_file)
 
-    first = io.load_or_generate("hbb", 20, seed=3, folder=tmp_path, progress=False)
-    path = io.cache_path("hbb", 3, folder=tmp_path)
+    first = cache.load_or_generate("hbb", 20, seed=3, folder=tmp_path, progress=False)
+    path = cache.cache_path("hbb", 3, folder=tmp_path)
     assert generated == [20] and sizes  # generated, through the patched (tiny) shard size
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     assert len(first) == 20 and first.source == str(path)
@@ -395,10 +395,10 @@ def test_load_or_generate_caches_and_serves_prefixes(tmp_path, monkeypatch):
     assert np.all(np.hypot(eta - eta[:, :1], dphi) < 0.8)
     assert np.all(pt > 450) and np.all(first.mask.any(axis=-1))
 
-    attrs = io.read_attrs(path)
+    attrs = store.read_attrs(path)
     assert attrs["generator"].startswith("pythia8mc 8.317")
     assert attrs["n_events"] == 20 and attrs["class_name"] == "hbb" and attrs["seed"] == 3
-    assert attrs["settings_hash"] == io.settings_hash(io.generation_record("hbb", 3))
+    assert attrs["settings_hash"] == cache.settings_hash(cache.generation_record("hbb", 3))
     assert attrs["variations"] == list(VARIATION_NAMES)
     assert set(attrs["settings"]) == {"hard", *VARIATION_NAMES}
     for v in resim.VARIATIONS:
@@ -417,7 +417,7 @@ def test_load_or_generate_caches_and_serves_prefixes(tmp_path, monkeypatch):
     # a smaller request is served from the file, without generating
     allow["generate"] = False
     before = path.read_bytes()
-    second = io.load_or_generate("hbb", 10, seed=3, folder=tmp_path, progress=False)
+    second = cache.load_or_generate("hbb", 10, seed=3, folder=tmp_path, progress=False)
     assert len(second) == 10 and generated == [20]
     want = first.rows(slice(0, 10))
     for name in ("p4", "charge", "pid", "d0", "dz", "mask", "jet_p4", "n_constituents", "label", "parton",
@@ -427,9 +427,9 @@ def test_load_or_generate_caches_and_serves_prefixes(tmp_path, monkeypatch):
 
     # a bigger one regenerates, over the same file, and starts with the same events
     allow["generate"] = True
-    third = io.load_or_generate("hbb", 40, seed=3, folder=tmp_path, progress=False)
+    third = cache.load_or_generate("hbb", 40, seed=3, folder=tmp_path, progress=False)
     assert generated == [20, 40] and len(third) == 40
-    assert io.read_attrs(path)["n_events"] == 40
+    assert store.read_attrs(path)["n_events"] == 40
     np.testing.assert_array_equal(third.event_id[:20], first.event_id)
     np.testing.assert_array_equal(third.p4[:20], first.p4)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

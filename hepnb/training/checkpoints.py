@@ -20,18 +20,15 @@ import torch
 from torch import nn
 
 from hepnb.config import data_dir
-from hepnb.io import atomic_path
+from hepnb.data.files import atomic_path
+from hepnb.errors import CheckpointError
 
 __all__ = ["TRAINING_VERSION", "CheckpointError", "key_hash", "checkpoint_path", "save_checkpoint",
            "load_checkpoint", "load_or_train"]
 
 FORMAT = "hepnb-checkpoint"
 # Bump when a change to the training code makes old checkpoints wrong (their key then no longer matches).
-TRAINING_VERSION = 2  # 2: training batches shuffled from the model's own seed (hepnb.crossval)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used: unreadable, not a hepnb checkpoint, or made with other settings."""
+TRAINING_VERSION = 2  # 2: training batches shuffled from the model's own seed (hepnb.studies.adversarial)
 
 
 def key_hash(key: Mapping[str, Any]) -> str:

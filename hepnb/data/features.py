@@ -15,13 +15,13 @@ Conventions: 4-vectors are ``(px, py, pz, E)`` in GeV; pseudorapidity is ``asinh
 
 from __future__ import annotations
 
-import math
-import sys
 from typing import Any
 
 import numpy as np
 
-from hepnb.sample import JetSample, SampleError
+from hepnb.data.sample import JetSample
+from hepnb.errors import SampleError
+from hepnb.physics.kinematics import is_torch, ops_for, pt_eta_phi_ops, safe_log, safe_sqrt, wrap_phi
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_pt", "log_pt_rel", "log_e", "log_e_rel", "deta", "dphi", "dr", "charge",
@@ -64,139 +64,6 @@ PHOTON, ELECTRON, MUON = 22, 11, 13
 _CHUNK_ROWS = 512
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# numpy / torch namespace shim
-
-
-class _NumpyOps:
-    """The few array operations the features need, for numpy (computed in float64, returned as float32)."""
-
-    name = "numpy"
-
-    def __init__(self, like: np.ndarray):
-        self.like = like
-
-    def asarray(self, x: Any) -> np.ndarray:
-        return np.asarray(x)
-
-    def floats(self, x: Any) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64)
-
-    def out(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float32)
-
-    sqrt = staticmethod(np.sqrt)
-    log = staticmethod(np.log)
-    atan2 = staticmethod(np.arctan2)
-    asinh = staticmethod(np.arcsinh)
-    tanh = staticmethod(np.tanh)
-    ceil = staticmethod(np.ceil)
-    abs = staticmethod(np.abs)
-
-    @staticmethod
-    def where(cond: Any, a: Any, b: Any) -> np.ndarray:
-        return np.where(cond, a, b)
-
-    @staticmethod
-    def clip_min(x: np.ndarray, low: float) -> np.ndarray:
-        return np.maximum(x, low)
-
-    @staticmethod
-    def sum(x: np.ndarray, axis: int) -> np.ndarray:
-        return x.sum(axis=axis)
-
-    @staticmethod
-    def stack(xs: list, axis: int) -> np.ndarray:
-        return np.stack(xs, axis=axis)
-
-    @staticmethod
-    def concat(xs: list, axis: int) -> np.ndarray:
-        return np.concatenate(xs, axis=axis)
-
-
-class _TorchOps:
-    """The same operations for torch: stays on the tensor's device, keeps float64 input as float64 internally."""
-
-    name = "torch"
-
-    def __init__(self, like: Any):
-        import torch
-
-        self.torch = torch
-        self.device = like.device
-        self.dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
-        self.sqrt, self.log, self.atan2, self.asinh = torch.sqrt, torch.log, torch.atan2, torch.asinh
-        self.tanh, self.ceil, self.abs = torch.tanh, torch.ceil, torch.abs
-
-    def asarray(self, x: Any) -> Any:
-        return self.torch.as_tensor(x, device=self.device)
-
-    def floats(self, x: Any) -> Any:
-        return self.torch.as_tensor(x, device=self.device).to(self.dtype)
-
-    def out(self, x: Any) -> Any:
-        return x.to(self.torch.float32)
-
-    def where(self, cond: Any, a: Any, b: Any) -> Any:
-        a = a if self.torch.is_tensor(a) else self.torch.tensor(a, dtype=self.dtype, device=self.device)
-        b = b if self.torch.is_tensor(b) else self.torch.tensor(b, dtype=self.dtype, device=self.device)
-        return self.torch.where(cond, a, b)
-
-    def clip_min(self, x: Any, low: float) -> Any:
-        return self.torch.clamp(x, min=low)
-
-    @staticmethod
-    def sum(x: Any, axis: int) -> Any:
-        return x.sum(dim=axis)
-
-    def stack(self, xs: list, axis: int) -> Any:
-        return self.torch.stack(xs, dim=axis)
-
-    def concat(self, xs: list, axis: int) -> Any:
-        return self.torch.cat(xs, dim=axis)
-
-
-def _is_torch(x: Any) -> bool:
-    torch = sys.modules.get("torch")  # never import torch just to find out that x is a numpy array
-    return torch is not None and torch.is_tensor(x)
-
-
-def _ops(p4: Any) -> _NumpyOps | _TorchOps:
-    return _TorchOps(p4) if _is_torch(p4) else _NumpyOps(p4)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# guarded elementary functions (finite values and finite gradients everywhere)
-
-
-def _safe_sqrt(ops: Any, x2: Any) -> Any:
-    """sqrt(x2) for x2 > 0, else 0 (no inf gradient at 0)."""
-    positive = x2 > 0
-    return ops.where(positive, ops.sqrt(ops.where(positive, x2, 1.0)), 0.0)
-
-
-def _safe_log(ops: Any, x: Any) -> Any:
-    """log(x) for x > 0, else 0."""
-    positive = x > 0
-    return ops.where(positive, ops.log(ops.where(positive, x, 1.0)), 0.0)
-
-
-def _pt_eta_phi(ops: Any, p4: Any) -> tuple[Any, Any, Any]:
-    """pT, pseudorapidity asinh(pz/pT) and azimuth of ``(..., 4)`` vectors; eta = phi = 0 where pT = 0."""
-    px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
-    pt2 = px * px + py * py
-    moving = pt2 > 0
-    pt = _safe_sqrt(ops, pt2)
-    eta = ops.where(moving, ops.asinh(pz / ops.where(moving, pt, 1.0)), 0.0)
-    phi = ops.atan2(ops.where(moving, py, 0.0), ops.where(moving, px, 1.0))
-    return pt, eta, phi
-
-
-def _wrap_phi(ops: Any, dphi: Any) -> Any:
-    """Map an angle difference into (-pi, pi]."""
-    return dphi - (2 * math.pi) * ops.ceil((dphi - math.pi) / (2 * math.pi))
-
-
 def _check_shape(name: str, array: Any, shape: tuple[int, ...]) -> None:
     if tuple(array.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)} to match p4 {tuple(shape)} + (4,), "
@@ -226,7 +93,7 @@ def impact_parameters(p4: Any, vertex: Any, charge: Any) -> tuple[Any, Any]:
     Explained in ``book/data/resimulation.ipynb``.
     """
     _check_p4(p4)
-    ops = _ops(p4)
+    ops = ops_for(p4)
     p4 = ops.floats(p4)
     vertex, charge = ops.floats(vertex), ops.asarray(charge)
     if vertex.shape[-1:] != (3,) or tuple(vertex.shape[:-1]) != tuple(p4.shape[:-1]):
@@ -250,7 +117,7 @@ def particle_flags(pid: Any, charge: Any, mask: Any) -> Any:
     muon (|pid| 13); charged hadron (any other charged particle); neutral hadron (any other neutral particle).
     Padding (``mask`` False) has none. Explained in ``book/data/resimulation.ipynb``.
     """
-    ops = _ops(pid) if _is_torch(pid) else _ops(charge)  # numpy unless one of them is a tensor
+    ops = ops_for(pid) if is_torch(pid) else ops_for(charge)  # numpy unless one of them is a tensor
     pid, charge, mask = ops.asarray(pid), ops.asarray(charge), ops.asarray(mask) != 0
     apid = ops.abs(pid)
     photon = mask & (pid == PHOTON)
@@ -278,7 +145,7 @@ def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask:
     alike. Explained in ``book/data/resimulation.ipynb``.
     """
     _check_p4(p4)
-    ops = _ops(p4)
+    ops = ops_for(p4)
     p4 = ops.floats(p4)
     shape = tuple(p4.shape[:-1])
     charge, pid, mask = ops.asarray(charge), ops.asarray(pid), ops.asarray(mask) != 0
@@ -294,13 +161,13 @@ def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask:
             raise ValueError(f"jet_p4 must have shape {shape[:-1] + (4,)} (one jet per constituent list), "
                              f"got {tuple(jet_p4.shape)}")
 
-    pt, eta, phi = _pt_eta_phi(ops, p4)
-    jet_pt, jet_eta, jet_phi = _pt_eta_phi(ops, jet_p4)
-    log_pt, log_e = _safe_log(ops, pt), _safe_log(ops, p4[..., 3])
-    jet_log_pt, jet_log_e = _safe_log(ops, jet_pt)[..., None], _safe_log(ops, jet_p4[..., 3])[..., None]
+    pt, eta, phi = pt_eta_phi_ops(ops, p4)
+    jet_pt, jet_eta, jet_phi = pt_eta_phi_ops(ops, jet_p4)
+    log_pt, log_e = safe_log(ops, pt), safe_log(ops, p4[..., 3])
+    jet_log_pt, jet_log_e = safe_log(ops, jet_pt)[..., None], safe_log(ops, jet_p4[..., 3])[..., None]
     deta = eta - jet_eta[..., None]
-    dphi = _wrap_phi(ops, phi - jet_phi[..., None])
-    dr = _safe_sqrt(ops, deta * deta + dphi * dphi)
+    dphi = wrap_phi(phi - jet_phi[..., None])
+    dr = safe_sqrt(ops, deta * deta + dphi * dphi)
     columns = [log_pt, log_pt - jet_log_pt, log_e, log_e - jet_log_e, deta, dphi, dr, ops.floats(charge),
                ops.tanh(d0), ops.tanh(dz)]
     kinematic = ops.where(mask[..., None], ops.stack(columns, axis=-1), 0.0)
@@ -315,7 +182,7 @@ def jet_features(jet_p4: Any) -> Any:
     ``log(1e-3)`` instead of ``-inf``/``nan``; gradients stay finite. Explained in ``book/data/resimulation.ipynb``.
     """
     _check_p4(jet_p4, "jet_p4")
-    ops = _ops(jet_p4)
+    ops = ops_for(jet_p4)
     p4 = ops.floats(jet_p4)
     px, py, pz, e = p4[..., 0], p4[..., 1], p4[..., 2], p4[..., 3]
     floor2 = JET_FLOOR_GEV**2
@@ -326,7 +193,7 @@ def jet_features(jet_p4: Any) -> Any:
 
 def sample_features(sample: JetSample, variations: Any = None, max_constituents: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features of a whole :class:`~hepnb.sample.JetSample`, as numpy arrays.
+    """Features of a whole :class:`~hepnb.data.sample.JetSample`, as numpy arrays.
 
     ``variations``: which of axis 1 to keep, by index or name, in order (``None`` = all); ``max_constituents``:
     keep the hardest ``C'`` constituents (``None`` = all ``C``). The jet axis is the sample's stored ``jet_p4``
@@ -361,7 +228,7 @@ def rotate_eta_phi(x: Any, angle: Any) -> Any:
     ``book/landscape/sharpness.ipynb``.
     """
     i, j = FEATURE_NAMES.index("deta"), FEATURE_NAMES.index("dphi")
-    if _is_torch(x):
+    if is_torch(x):
         import torch
 
         out, c, s = x.clone(), torch.cos(angle)[:, None], torch.sin(angle)[:, None]

@@ -8,7 +8,7 @@ dataset's own users' code reads it (HDF5, one file or several):
 ``jet_pflow_cands``  (N, 5, >= 11, n_cands) float, features *before* candidates, in the order of
                      :data:`CAND_FEATURES`; padding candidates are all zero (pt == 0).
 
-Axis 1 holds the five shower variations of :data:`hepnb.sample.VARIATION_NAMES` (nominal, new seed, FSR scale
+Axis 1 holds the five shower variations of :data:`hepnb.data.sample.VARIATION_NAMES` (nominal, new seed, FSR scale
 x1/sqrt2, FSR scale x sqrt2, Herwig 7), and row ``i`` of every variation is the same hard event. That is the
 layout of hepnb's own generated files too, so one :class:`JetSample` serves both.
 
@@ -26,8 +26,10 @@ import h5py
 import numpy as np
 
 from hepnb.config import public_data_dir
-from hepnb.errors import DataFileError, open_hdf5
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.data.files import open_hdf5
+from hepnb.errors import DataFileError
+from hepnb.physics import kinematics
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 
 # jettype in singletons[..., 0] -> (class name in CLASS_NAMES, PDG id of the initiating parton).
 RS3L_JETTYPES: dict[int, tuple[str, int]] = {
@@ -245,15 +247,6 @@ def _jettypes(sample: JetSample) -> np.ndarray:
     return out
 
 
-def _ptetaphi(p4: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
-    pt = np.hypot(px, py)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta = np.where(pt > 0, np.arcsinh(pz / np.where(pt > 0, pt, 1.0)), 0.0)
-    phi = np.arctan2(py, px)
-    return pt, eta, phi
-
-
 def _layout_arrays(sample: JetSample) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(sample, JetSample):
         raise TypeError(f"expected a JetSample, got {type(sample).__name__}")
@@ -262,20 +255,20 @@ def _layout_arrays(sample: JetSample) -> tuple[np.ndarray, np.ndarray]:
                          f"the sample has {sample.variations}")
     N, V, C = sample.mask.shape
     jet = sample.jet_p4.astype(np.float64)
-    jpt, jeta, jphi = _ptetaphi(jet)
+    jpt, jeta, jphi = kinematics.pt_eta_phi(jet)
     singletons = np.zeros((N, V, N_SINGLETONS_WRITTEN), np.float32)
     singletons[:, :, SINGLETON_JETTYPE] = _jettypes(sample)[:, None]
     for k, v in (("pt", jpt), ("eta", jeta), ("phi", jphi), ("energy", jet[..., 3])):
         singletons[:, :, SINGLETON_JET[k]] = v
 
     p4 = sample.p4.astype(np.float64)
-    pt, eta, phi = _ptetaphi(p4)
+    pt, eta, phi = kinematics.pt_eta_phi(p4)
     e = p4[..., 3]
-    dphi = (phi - jphi[..., None] + np.pi) % (2 * np.pi) - np.pi
+    dphi = kinematics.wrap_phi(phi - jphi[..., None])
     with np.errstate(divide="ignore", invalid="ignore"):
         relpt = np.where(jpt[..., None] > 0, pt / jpt[..., None], 0.0)
         rele = np.where(jet[..., 3:4] != 0, e / jet[..., 3:4], 0.0)
-    feats = {"pt": pt, "relpt": relpt, "eta": eta, "phi": phi, "dr": np.hypot(eta - jeta[..., None], dphi),
+    feats = {"pt": pt, "relpt": relpt, "eta": eta, "phi": phi, "dr": kinematics.delta_r(eta, phi, jeta[..., None], jphi[..., None]),
              "e": e, "rele": rele, "charge": sample.charge, "pdgid": sample.pid, "d0": sample.d0, "dz": sample.dz}
     cands = np.stack([np.asarray(feats[k], np.float64) for k in CAND_FEATURES], axis=2)  # (N, V, 11, C)
     cands = np.where(sample.mask[:, :, None, :], cands, 0.0).astype(np.float32)
@@ -309,7 +302,7 @@ def write_rs3l_layout(sample: JetSample, path) -> None:
                              chunks=(min(n, 4096), *singletons.shape[1:]) if n else None, **options)
             f.create_dataset("jet_pflow_cands", data=cands,
                              chunks=(min(n, 256), *cands.shape[1:]) if n else None, **options)
-            f.attrs["written_by"] = "hepnb.public.write_rs3l_layout"
+            f.attrs["written_by"] = "hepnb.data.public.write_rs3l_layout"
             f.attrs["variations"] = list(VARIATION_NAMES)
             f.attrs["jet_pflow_cands_features"] = list(CAND_FEATURES)
         os.replace(tmp, path)

@@ -1,6 +1,6 @@
 """The native HDF5 file of re-simulated jets: atomic writes, validated reads, a cache keyed by settings.
 
-Explained in ``book/data/resimulation.ipynb``. The layout follows the public RS3L files (``hepnb.public``): per-jet
+Explained in ``book/data/resimulation.ipynb``. The layout follows the public RS3L files (``hepnb.data.public``): per-jet
 arrays ``(N, V, ...)`` with the shower variation on axis 1, row ``i`` of every variation being the same hard event.
 
 Datasets of a ``hepnb-resim`` file (one jet class per file)::
@@ -13,7 +13,7 @@ Datasets of a ``hepnb-resim`` file (one jet class per file)::
     hard_p4         (N, 4)       float64  the H/W/hard parton before the shower [GeV]
     parton          (N,)         int32    its PDG id
     event_id        (N,)         int64    shard * 2**20 + hard-event index in the shard
-    label           (N,)         int8     index into hepnb.sample.CLASS_NAMES
+    label           (N,)         int8     index into hepnb.data.sample.CLASS_NAMES
 
 Attributes record the generator and library versions, every Pythia setting per variation, the seeds, the selection,
 field names and units; :func:`read_resim` checks them and the shapes, and raises
@@ -35,8 +35,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hepnb.errors import DataFileError, open_hdf5
-from hepnb.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.data.files import atomic_path, open_hdf5
+from hepnb.errors import DataFileError
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 
 FORMAT = "hepnb-resim"
 SCHEMA_VERSION = 1
@@ -50,23 +51,6 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on failure deleted.
-
-    Readers never see a half-written file: the rename is atomic on one filesystem.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _json(value: Any) -> str:
@@ -121,7 +105,7 @@ def _open(path: Path) -> Iterator[h5py.File]:
         if isinstance(fmt, bytes):
             fmt = fmt.decode()
         if fmt != FORMAT:
-            hint = (" It looks like a public RS3L file: read it with hepnb.public.load_rs3l."
+            hint = (" It looks like a public RS3L file: read it with hepnb.data.public.load_rs3l."
                     if "jet_pflow_cands" in f else "")
             raise DataFileError(f"{path}: foreign file: attribute format={fmt!r}, expected {FORMAT!r}.{hint}")
         for key in _REQUIRED_ATTRS:
@@ -168,9 +152,9 @@ def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSa
     file's class and the padding against ``n_constituents``; raises :class:`DataFileError` naming the file and the
     problem. (That row ``i`` of every variation is one hard event is guaranteed by the generator, which requires
     each variation's jet within ΔR < 0.8 of the nominal one; ``tests/test_resim.py`` checks it.) Impact
-    parameters d0, dz are computed from the stored vertices (``hepnb.features.impact_parameters``).
+    parameters d0, dz are computed from the stored vertices (``hepnb.data.features.impact_parameters``).
     """
-    from hepnb.features import impact_parameters
+    from hepnb.data.features import impact_parameters
 
     path = Path(path)
     with _open(path) as f:
@@ -211,97 +195,3 @@ def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSa
                      dz=np.asarray(dz, np.float32), mask=mask, jet_p4=data["jet"],
                      n_constituents=data["n_constituents"], label=data["label"], parton=data["parton"],
                      event_id=data["event_id"], variations=variations, source=str(path), attrs=attrs)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the cache
-
-
-def generation_record(class_name: str, seed: int, selection: Any = None) -> dict[str, Any]:
-    """Everything that determines the bytes of a generated file except its length (hashed for the cache name)."""
-    from hepnb.generate import resim
-
-    cls = resim.jet_class(class_name)
-    sel = selection or resim.Selection()
-    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "pipeline_version": resim.PIPELINE_VERSION,
-            "generator": f"pythia8mc {_version('pythia8mc')}", "fastjet": _version("fastjet"),
-            "class_name": cls.name, "process": cls.process, "seed": int(seed), "selection": asdict(sel),
-            "settings": resim.settings_record(cls, sel),
-            "shard_sizes": {"first": list(resim.SHARD_SIZES), "then": resim.SHARD_SIZE_MAX}}
-
-
-def settings_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of a generation record."""
-    return hashlib.sha256(_json(record).encode()).hexdigest()
-
-
-def cache_path(class_name: str, seed: int = 0, selection: Any = None, folder: str | os.PathLike[str] | None = None
-               ) -> Path:
-    """Where :func:`load_or_generate` keeps a class's jets: ``<data_dir>/resim/resim-<class>-<hash>.h5``."""
-    from hepnb.config import data_dir
-
-    digest = settings_hash(generation_record(class_name, seed, selection))[:16]
-    base = Path(folder) if folder is not None else data_dir() / "resim"
-    return base / f"resim-{class_name}-seed{int(seed)}-{digest}.h5"
-
-
-def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, seed: int = 0,
-                  selection: Any = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info."""
-    from hepnb.generate import derive_seed, resim
-
-    sel = selection or resim.Selection()
-    arrays, info = resim.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
-                                        progress=progress)
-    arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
-    record = generation_record(class_name, seed, sel)
-    cls = resim.jet_class(class_name)
-    attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
-             "class_description": cls.description, "n_events": int(len(arrays["event_id"])),
-             "variations": [v.name for v in resim.VARIATIONS],
-             "variation_descriptions": [v.description for v in resim.VARIATIONS],
-             "cand_fields": list(resim.CAND_FIELDS), "cand_units": list(resim.CAND_UNITS),
-             "jet_fields": ["px", "py", "pz", "E"], "jet_units": "GeV",
-             "shards_used": info["shards"],
-             "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
-                             for step in ("hard", *(v.name for v in resim.VARIATIONS))},
-             "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
-    try:
-        from hepnb.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
-        attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
-                     jet_feature_names=list(JET_FEATURE_NAMES),
-                     jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
-    except ImportError:  # pragma: no cover - features ship with hepnb
-        pass
-    write_resim(path, arrays, attrs)
-    return info
-
-
-def load_or_generate(class_name: str, n_events: int, seed: int = 0, selection: Any = None, workers: int = 1,
-                     folder: str | os.PathLike[str] | None = None, progress: bool = True) -> JetSample:
-    """The first ``n_events`` hard events of a class: read from the cache when a file with the same settings holds
-    enough of them, otherwise generated (``workers`` processes) and cached first.
-
-    A smaller request is served from a bigger file: generation is sharded in a fixed order, so the first rows of a
-    big sample are exactly a small sample with the same settings.
-    """
-    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
-        raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
-    path = cache_path(class_name, seed, selection, folder)
-    if path.exists():
-        try:
-            held = int(read_attrs(path)["n_events"])
-        except (DataFileError, KeyError):
-            held = 0  # unreadable or foreign: regenerate over it
-        if held >= n_events:
-            return read_resim(path, n_rows=int(n_events))
-    generate_file(path, class_name, int(n_events), seed=seed, selection=selection, workers=workers,
-                  progress=progress)
-    return read_resim(path)
-
-
-def load_classes(classes: Sequence[str], n_events: int, seed: int = 0, selection: Any = None, workers: int = 1,
-                 folder: str | os.PathLike[str] | None = None, progress: bool = True) -> JetSample:
-    """:func:`load_or_generate` for several classes, concatenated (``event_id`` stays unique)."""
-    samples = [load_or_generate(c, n_events, seed, selection, workers, folder, progress) for c in classes]
-    return JetSample.concatenate(samples)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from hepnb import crossval
-from hepnb.checkpoints import checkpoint_path
-from hepnb.sample import CLASS_NAMES
+from hepnb.evaluation.stats import seed_stats
+from hepnb.studies import adversarial as crossval
+from hepnb.training.checkpoints import checkpoint_path
+from hepnb.data.sample import CLASS_NAMES
 from test_datasets import make_sample  # tests/ is on sys.path (rootdir conftest, no __init__)
 
 
@@ -69,8 +70,8 @@ def test_evaluation_and_sharpness_of_a_trained_model(splits, tmp_path, monkeypat
 
 
 def test_seed_stats():
-    mean, std, sem = crossval.seed_stats([1.0, 2.0, 3.0])
+    mean, std, sem = seed_stats([1.0, 2.0, 3.0])
     assert (mean, std) == (2.0, 1.0) and sem == pytest.approx(1 / np.sqrt(3))
-    assert np.isnan(crossval.seed_stats([5.0])[1])
+    assert np.isnan(seed_stats([5.0])[1])
     with pytest.raises(ValueError):
-        crossval.seed_stats([])
+        seed_stats([])

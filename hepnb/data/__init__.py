@@ -1,0 +1,12 @@
+"""Data: the in-memory sample, its HDF5 store and cache, the public-file loaders, network features and datasets.
+
+``sample``    :class:`~hepnb.data.sample.JetSample`, jets of N hard events in V shower variations
+``files``     atomic writes and validated HDF5 opening
+``store``     the native ``hepnb-resim`` HDF5 layout: write and validated read
+``cache``     generate once, read back whenever the settings match (``load_or_generate``, ``load_classes``)
+``public``    the real public RS3L files, read into the same sample
+``features``  the 15 constituent and 2 jet features (NumPy or torch)
+``datasets``  splits by hard event and PyTorch datasets/batches
+
+Explained in ``book/data/resimulation.ipynb``.
+"""

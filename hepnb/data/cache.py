@@ -1,0 +1,116 @@
+"""The generation cache: re-simulated jets are generated once and read back whenever their settings match.
+
+Explained in ``book/data/resimulation.ipynb``. A file is named by a hash of everything that determines its bytes
+(:func:`generation_record`: format, pipeline version, generator versions, every Pythia setting, selection, seed,
+shard schedule), written through :mod:`hepnb.data.store`, and a request for fewer hard events than a file holds is
+served from its first rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepnb.data.sample import CLASS_NAMES, JetSample
+from hepnb.data.store import FORMAT, SCHEMA_VERSION, _json, _version, read_attrs, read_resim, write_resim
+from hepnb.errors import DataFileError
+
+__all__ = ["generation_record", "settings_hash", "cache_path", "generate_file", "load_or_generate", "load_classes"]
+
+
+
+
+def generation_record(class_name: str, seed: int, selection: Any = None) -> dict[str, Any]:
+    """Everything that determines the bytes of a generated file except its length (hashed for the cache name)."""
+    from hepnb.generate import resim
+
+    cls = resim.jet_class(class_name)
+    sel = selection or resim.Selection()
+    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "pipeline_version": resim.PIPELINE_VERSION,
+            "generator": f"pythia8mc {_version('pythia8mc')}", "fastjet": _version("fastjet"),
+            "class_name": cls.name, "process": cls.process, "seed": int(seed), "selection": asdict(sel),
+            "settings": resim.settings_record(cls, sel),
+            "shard_sizes": {"first": list(resim.SHARD_SIZES), "then": resim.SHARD_SIZE_MAX}}
+
+
+def settings_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a generation record."""
+    return hashlib.sha256(_json(record).encode()).hexdigest()
+
+
+def cache_path(class_name: str, seed: int = 0, selection: Any = None, folder: str | os.PathLike[str] | None = None
+               ) -> Path:
+    """Where :func:`load_or_generate` keeps a class's jets: ``<data_dir>/resim/resim-<class>-<hash>.h5``."""
+    from hepnb.config import data_dir
+
+    digest = settings_hash(generation_record(class_name, seed, selection))[:16]
+    base = Path(folder) if folder is not None else data_dir() / "resim"
+    return base / f"resim-{class_name}-seed{int(seed)}-{digest}.h5"
+
+
+def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, seed: int = 0,
+                  selection: Any = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info."""
+    from hepnb.generate import derive_seed, resim
+
+    sel = selection or resim.Selection()
+    arrays, info = resim.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
+                                        progress=progress)
+    arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
+    record = generation_record(class_name, seed, sel)
+    cls = resim.jet_class(class_name)
+    attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
+             "class_description": cls.description, "n_events": int(len(arrays["event_id"])),
+             "variations": [v.name for v in resim.VARIATIONS],
+             "variation_descriptions": [v.description for v in resim.VARIATIONS],
+             "cand_fields": list(resim.CAND_FIELDS), "cand_units": list(resim.CAND_UNITS),
+             "jet_fields": ["px", "py", "pz", "E"], "jet_units": "GeV",
+             "shards_used": info["shards"],
+             "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
+                             for step in ("hard", *(v.name for v in resim.VARIATIONS))},
+             "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
+    try:
+        from hepnb.data.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
+        attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
+                     jet_feature_names=list(JET_FEATURE_NAMES),
+                     jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
+    except ImportError:  # pragma: no cover - features ship with hepnb
+        pass
+    write_resim(path, arrays, attrs)
+    return info
+
+
+def load_or_generate(class_name: str, n_events: int, seed: int = 0, selection: Any = None, workers: int = 1,
+                     folder: str | os.PathLike[str] | None = None, progress: bool = True) -> JetSample:
+    """The first ``n_events`` hard events of a class: read from the cache when a file with the same settings holds
+    enough of them, otherwise generated (``workers`` processes) and cached first.
+
+    A smaller request is served from a bigger file: generation is sharded in a fixed order, so the first rows of a
+    big sample are exactly a small sample with the same settings.
+    """
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
+        raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
+    path = cache_path(class_name, seed, selection, folder)
+    if path.exists():
+        try:
+            held = int(read_attrs(path)["n_events"])
+        except (DataFileError, KeyError):
+            held = 0  # unreadable or foreign: regenerate over it
+        if held >= n_events:
+            return read_resim(path, n_rows=int(n_events))
+    generate_file(path, class_name, int(n_events), seed=seed, selection=selection, workers=workers,
+                  progress=progress)
+    return read_resim(path)
+
+
+def load_classes(classes: Sequence[str], n_events: int, seed: int = 0, selection: Any = None, workers: int = 1,
+                 folder: str | os.PathLike[str] | None = None, progress: bool = True) -> JetSample:
+    """:func:`load_or_generate` for several classes, concatenated (``event_id`` stays unique)."""
+    samples = [load_or_generate(c, n_events, seed, selection, workers, folder, progress) for c in classes]
+    return JetSample.concatenate(samples)

@@ -1,0 +1,9 @@
+"""Physics of the events and jets: the one place for kinematics, jet clustering, substructure and observables.
+
+``kinematics``    pT, eta, phi, rapidity, mass, ΔR, azimuth wrapping (NumPy, torch, awkward)
+``jets``          anti-kT and friends with FastJet
+``substructure``  N2 from FastJet-contrib's energy correlators
+``observables``   jet observables of a sample and how much each shower variation shifts them
+
+Explained in ``book/getting_started.ipynb`` (jets) and ``book/data/resimulation.ipynb`` (the rest).
+"""

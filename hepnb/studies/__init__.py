@@ -1,0 +1,7 @@
+"""One module per chapter, named by the chapter's key (``config.CHAPTERS``, ``book/<key>/``): the chapter's heavy
+lifting and its paper's published values, so that the notebook reads as narrative.
+
+``data``         the re-simulated jets against the papers' descriptions (``book/data/``)
+``landscape``    the sharpness toolkit checked and applied (``book/landscape/``)
+``adversarial``  Rothen et al.: adversarial training across simulators (``book/adversarial/``)
+"""
