@@ -1,0 +1,132 @@
+"""The built book reads offline, and a progress bar renders as its final line.
+
+Builds a two-page book in a temporary folder with the repository's own ``_config.yml``: a Markdown page with inline
+and display math, and a notebook whose cells run tqdm loops (one of ~3 s that refreshes ~60 times, one with
+``leave=False``). Then it reads the HTML as a browser without network would: nothing may be loaded from another host,
+the MathJax script the pages load must be inside the build, and each bar must leave exactly one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hepnb.config import repo_root
+
+ROOT = repo_root()
+JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
+N_STEPS = 50
+
+MATH_PAGE = """# Math offline
+
+Inline $E^2 = p^2 + m^2$ and a display:
+
+$$
+\\Delta R = \\sqrt{\\Delta y^2 + \\Delta\\phi^2}
+$$
+"""
+
+TOC = """format: jb-book
+root: book/intro
+chapters:
+  - file: book/progress
+"""
+
+# Each tag that makes a browser fetch something, with the attribute holding the address.
+FETCHING = re.compile(r"<(script|link|img|iframe|source|embed)\b[^>]*?\b(src|href)=[\"']([^\"']+)[\"']", re.I)
+REMOTE = re.compile(r"^(https?:)?//", re.I)
+CSS_REMOTE = re.compile(r"(url\(\s*[\"']?|@import\s+[\"'])(https?:)?//", re.I)
+BAR_LINE = re.compile(r"\d+%\|")
+
+
+def _notebook() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Progress\n\nMath in a notebook too: $p_T > 0$."),
+        # mininterval=0.05: about 60 refreshes, each one an output of its own without the merge in hepnb.progress
+        nbformat.v4.new_code_cell(
+            "import time\nfrom tqdm import tqdm\n\n"
+            f"for _ in tqdm(range({N_STEPS}), desc='steps', delay=0.5, mininterval=0.05):\n    time.sleep(0.06)"
+        ),
+        nbformat.v4.new_code_cell(
+            "for _ in tqdm(range(20), desc='inner', leave=False, mininterval=0.05):\n    time.sleep(0.03)\n"
+            "print('inner loop done')"
+        ),
+    ]
+    return nb
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small book built with the repository's _config.yml; returns its _build/html folder."""
+    src = tmp_path_factory.mktemp("small_book")
+    (src / "book").mkdir()
+    shutil.copy(ROOT / "_config.yml", src / "_config.yml")
+    shutil.copy(ROOT / "book" / "references.bib", src / "book" / "references.bib")
+    (src / "_toc.yml").write_text(TOC)
+    (src / "book" / "intro.md").write_text(MATH_PAGE)
+    nbformat.write(_notebook(), src / "book" / "progress.ipynb")
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")  # the venv's python3 kernel, as `make book`
+    done = subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(src), "--builder", "html", "--warningiserror"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return src / "_build" / "html"
+
+
+def _pages(html: Path) -> list[Path]:
+    pages = sorted(html.rglob("*.html"))
+    assert html / "book" / "intro.html" in pages and html / "book" / "progress.html" in pages
+    return pages
+
+
+def test_no_page_loads_anything_from_the_network(html: Path) -> None:
+    remote = [
+        f"{page.relative_to(html)}: <{tag} {attr}={url}>"
+        for page in _pages(html)
+        for tag, attr, url in FETCHING.findall(page.read_text())
+        if REMOTE.match(url) and not (tag.lower() == "link" and "canonical" in url)
+    ]
+    remote += [
+        f"{css.relative_to(html)}: {m.group(0)}"
+        for css in html.rglob("*.css")
+        for m in CSS_REMOTE.finditer(css.read_text(errors="replace"))
+    ]
+    assert remote == [], "pages fetch from the internet:\n" + "\n".join(remote)
+
+
+def test_mathjax_is_served_from_the_build(html: Path) -> None:
+    for name in ("book/intro.html", "book/progress.html"):
+        page = html / name
+        text = page.read_text()
+        assert 'class="math' in text, f"{name}: no math to typeset, the test page is wrong"
+        scripts = [url for tag, _, url in FETCHING.findall(text) if tag.lower() == "script" and "mathjax" in url.lower()]
+        assert len(scripts) == 1, f"{name}: expected one MathJax script, found {scripts}"
+        script = (page.parent / scripts[0].split("?")[0]).resolve()
+        assert script.is_file() and script.is_relative_to(html.resolve()), f"{name}: {scripts[0]} is not in the build"
+        assert script.stat().st_size > 100_000, f"{script} is too small to be MathJax"
+        fonts = script.parent / "output" / "chtml" / "fonts" / "woff-v2"
+        assert len(list(fonts.glob("*.woff"))) > 10, f"the MathJax fonts are not in the build ({fonts})"
+
+
+def test_each_progress_bar_renders_as_its_final_line(html: Path) -> None:
+    text = (html / "book" / "progress.html").read_text()
+    bars = [line for line in text.splitlines() if BAR_LINE.search(line)]
+    assert len(bars) == 1, f"expected one progress line, found {len(bars)}:\n" + "\n".join(bars[:10])
+    assert f"100%|██████████| {N_STEPS}/{N_STEPS}" in bars[0]
+    # the leave=False bar erases itself: no empty output block remains, the cell's print does
+    outputs = re.findall(r'<div class="output (?:stream|stderr)[^"]*"><div class="highlight"><pre><span></span>(.*?)</pre>',
+                         text, re.S)
+    assert [o.strip() != "" for o in outputs] == [True, True], outputs
+    assert any("inner loop done" in o for o in outputs)
