@@ -1,18 +1,31 @@
-"""Adversarial training strategies of paper 000: attacks stay where they must, SAM/SSAM-D equal their definitions."""
+"""Adversarial training strategies of Rothen et al.: attacks stay where they must, SAM and SSAM-D equal their
+definitions."""
 
 import copy
 
 import numpy as np
-
 import pytest
 import torch
 from torch import nn
 
-from hepnb.training.adversarial import (CONTINUOUS_FEATURES, METHODS, SAM, SSAMD, FeatureAttack, SparseMask, attack_region,
-                               fgsm, make_strategy, pgd, sam_perturbation)
 from hepnb.data.features import FEATURE_NAMES
 from hepnb.models.dense import DenseTagger
+from hepnb.training.adversarial import (
+    CONTINUOUS_FEATURES,
+    METHODS,
+    SAM,
+    SSAMD,
+    FeatureAttack,
+    SparseMask,
+    attack_region,
+    fgsm,
+    make_strategy,
+    pgd,
+    sam_perturbation,
+    supervised_objective,
+)
 from hepnb.training.loop import Strategy, fit, predict
+from hepnb.training.tasks import BinaryTask
 
 
 def batch(n=16, c=6, seed=0):
@@ -38,13 +51,19 @@ def model(c=6, seed=0):
 
 
 LOSS = nn.BCEWithLogitsLoss()
+TASK = BinaryTask()
+
+
+def as_batch(inputs, y):
+    """The dict batch a training step receives."""
+    return dict(zip(("x", "jet", "mask"), inputs), y=y)
 
 
 def test_pgd_stays_in_its_ball_and_touches_only_declared_entries():
     net = model()
     inputs, y = batch()
     eps = 0.05
-    out = pgd(net, LOSS, inputs, y, eps=eps, step=0.03, n_steps=7)
+    out = pgd(net, supervised_objective(net, LOSS, y), inputs, eps=eps, step=0.03, n_steps=7)
     dx, djet = out[0] - inputs[0], out[1] - inputs[1]
     tol = 4 * torch.finfo(torch.float32).eps * max(inputs[0].abs().max(), inputs[1].abs().max())  # rounding of x + d
     assert dx.abs().max() <= eps + tol and djet.abs().max() <= eps + tol
@@ -57,7 +76,7 @@ def test_pgd_stays_in_its_ball_and_touches_only_declared_entries():
     assert torch.all(out[0][~inputs[2]] == 0)
     # a narrower declaration is honoured
     only_deta = attack_region(inputs, features=("deta",), jet_features=False)
-    out = pgd(net, LOSS, inputs, y, eps=eps, step=0.03, n_steps=3, region=only_deta)
+    out = pgd(net, supervised_objective(net, LOSS, y), inputs, eps=eps, step=0.03, n_steps=3, region=only_deta)
     moved = (out[0] != inputs[0]).any(dim=(0, 1))
     assert moved.nonzero().flatten().tolist() == [FEATURE_NAMES.index("deta")]
     assert torch.equal(out[1], inputs[1])
@@ -68,7 +87,7 @@ def test_pgd_increases_the_loss_and_leaves_model_untouched():
     net.train()
     before = copy.deepcopy(net.state_dict())
     inputs, y = batch()
-    out = pgd(net, LOSS, inputs, y, eps=0.1, step=0.04, n_steps=5)
+    out = pgd(net, supervised_objective(net, LOSS, y), inputs, eps=0.1, step=0.04, n_steps=5)
     net.eval()
     assert LOSS(net(*out), y) > LOSS(net(*inputs), y)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics untouched
@@ -79,7 +98,7 @@ def test_fgsm_is_eq7_and_equals_pgd_with_one_step_of_eps():
     net = model()
     inputs, y = batch()
     eps = 0.02
-    out = fgsm(net, LOSS, inputs, y, eps)
+    out = fgsm(net, supervised_objective(net, LOSS, y), inputs, eps)
     # eq. 7 by hand
     x = inputs[0].clone().requires_grad_(True)
     jet = inputs[1].clone().requires_grad_(True)
@@ -88,7 +107,7 @@ def test_fgsm_is_eq7_and_equals_pgd_with_one_step_of_eps():
     region = attack_region(inputs)
     assert torch.allclose(out[0], inputs[0] + eps * gx.sign() * region[0])
     assert torch.allclose(out[1], inputs[1] + eps * gjet.sign())
-    same = pgd(net, LOSS, inputs, y, eps=eps, step=eps, n_steps=1)
+    same = pgd(net, supervised_objective(net, LOSS, y), inputs, eps=eps, step=eps, n_steps=1)
     assert torch.equal(out[0], same[0]) and torch.equal(out[1], same[1])
 
 
@@ -96,9 +115,9 @@ def test_attack_arguments_are_checked():
     net = model()
     inputs, y = batch()
     with pytest.raises(ValueError, match="eps"):
-        pgd(net, LOSS, inputs, y, eps=0.0, step=0.1, n_steps=2)
+        pgd(net, supervised_objective(net, LOSS, y), inputs, eps=0.0, step=0.1, n_steps=2)
     with pytest.raises(ValueError, match="n_steps"):
-        pgd(net, LOSS, inputs, y, eps=0.1, step=0.1, n_steps=0)
+        pgd(net, supervised_objective(net, LOSS, y), inputs, eps=0.1, step=0.1, n_steps=0)
     with pytest.raises(ValueError, match="unknown features"):
         attack_region(inputs, features=("log_ptt",))
     assert set(CONTINUOUS_FEATURES) <= set(FEATURE_NAMES)
@@ -140,7 +159,7 @@ def test_one_sam_step_equals_the_explicit_two_pass_computation():
     total = torch.sqrt(sum((d ** 2).sum() for d in e))
     assert torch.isclose(total, torch.tensor(rho))  # e = rho g / ||g||
     net.train()
-    SAM(rho=rho).step(net, torch.optim.SGD(net.parameters(), lr=lr), LOSS, inputs, y)
+    SAM(rho=rho).step(net, torch.optim.SGD(net.parameters(), lr=lr), TASK, as_batch(inputs, y))
     got, want = net.state_dict(), ref.state_dict()
     for k in want:
         if k.endswith("num_batches_tracked"):
@@ -194,7 +213,7 @@ def test_ssamd_perturbs_only_masked_weights_and_equals_its_definition():
     assert sum(int((d != 0).sum()) for d in e) <= twin.n_masked
     net.train()
     strategy.start_epoch(0)
-    strategy.step(net, torch.optim.SGD(net.parameters(), lr=lr), LOSS, inputs, y)
+    strategy.step(net, torch.optim.SGD(net.parameters(), lr=lr), TASK, as_batch(inputs, y))
     assert torch.equal(strategy.mask.flat, twin.flat)
     for k, v in ref.state_dict().items():
         if not k.endswith("num_batches_tracked"):
@@ -202,7 +221,7 @@ def test_ssamd_perturbs_only_masked_weights_and_equals_its_definition():
     # an epoch that refreshes the mask: same size, some weights swapped
     before = strategy.mask.flat.clone()
     strategy.start_epoch(1)
-    strategy.step(net, torch.optim.SGD(net.parameters(), lr=lr), LOSS, inputs, y)
+    strategy.step(net, torch.optim.SGD(net.parameters(), lr=lr), TASK, as_batch(inputs, y))
     assert strategy.updates == 1 and int(strategy.mask.flat.sum()) == twin.n_masked
     assert not torch.equal(before, strategy.mask.flat)
 

@@ -1,13 +1,10 @@
-"""Scores of paper 000 on inputs with known answers; load-or-train checkpoints; in-memory minibatches."""
+"""Scores of Rothen et al. (AUC, rejection, Delta S, mass sculpting) on inputs with known answers; in-memory
+minibatches."""
 
 import numpy as np
 import pytest
-import torch
 
 from hepnb.evaluation import metrics
-from hepnb.training import checkpoints
-from hepnb.training.checkpoints import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
-from hepnb.models.dense import DenseTagger
 
 
 def test_auc_and_rejection_on_a_known_ranking():
@@ -68,51 +65,3 @@ def test_mass_sculpting_zero_for_mass_blind_scores_and_large_for_a_mass_cut():
     low = metrics.mass_sculpting(mass, labels, blind, eff=0.5)[0]
     high = metrics.mass_sculpting(mass, labels, sculpting, eff=0.5)[0]
     assert low < 0.01 and high > 0.5
-
-
-def test_load_or_train_trains_once_and_reloads(tmp_path):
-    key = {"method": "default", "seed": 1}
-    calls = []
-
-    def train(model):
-        calls.append(1)
-        with torch.no_grad():
-            model.head.bias.fill_(3.25)
-        return {"best_epoch": 4}
-
-    model = DenseTagger(n_constituents=2, hidden=(4,))
-    meta, trained = load_or_train("test", key, model, train, folder=tmp_path)
-    assert trained and meta == {"best_epoch": 4} and len(calls) == 1
-    again = DenseTagger(n_constituents=2, hidden=(4,))
-    meta, trained = load_or_train("test", key, again, train, folder=tmp_path)
-    assert not trained and len(calls) == 1 and meta == {"best_epoch": 4}
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    assert not again.training
-    # another key, another file
-    other = checkpoints.checkpoint_path("test", {**key, "seed": 2}, tmp_path)
-    assert other != checkpoints.checkpoint_path("test", key, tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == [checkpoints.checkpoint_path("test", key, tmp_path).name]
-
-
-def test_bad_checkpoints_are_named_and_retrained(tmp_path):
-    key = {"seed": 0}
-    model = DenseTagger(n_constituents=2, hidden=(4,))
-    path = checkpoints.checkpoint_path("test", key, tmp_path)
-    path.write_bytes(b"not a zip file")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        load_checkpoint(path, model, key)
-    meta, trained = load_or_train("test", key, model, lambda m: {"ok": True}, folder=tmp_path)
-    assert trained and load_checkpoint(path, model, key) == {"ok": True}
-    torch.save({"weights": 1}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointError, match="not a hepnb checkpoint"):
-        load_checkpoint(tmp_path / "foreign.pt", model, key)
-    with pytest.raises(CheckpointError, match="other settings"):
-        load_checkpoint(path, model, {"seed": 9})
-    with pytest.raises(CheckpointError, match="do not fit"):
-        load_checkpoint(path, DenseTagger(n_constituents=3, hidden=(4,)), key)
-    with pytest.raises(CheckpointError, match="no such"):
-        load_checkpoint(tmp_path / "missing.pt", model, key)
-    save_checkpoint(tmp_path / "x.pt", model, key, {})
-    assert not list(tmp_path.glob(".*tmp*"))  # atomic: nothing half-written left
-    with pytest.raises(ValueError, match="JSON"):
-        checkpoints.key_hash({"a": object()})

@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from hepnb.models import JetTransformer
-from hepnb.models import n_parameters
+from hepnb.models import JetTransformer, n_parameters
 from hepnb.models.transformer import PAPER_PARAMETERS
 
 

@@ -1,4 +1,4 @@
-"""Classifier scores of paper 000 (Rothen et al.): AUC, background rejection at a signal efficiency, the fractional
+"""Classifier scores of Rothen et al.: AUC, background rejection at a signal efficiency, the fractional
 improvement Delta S (eq. 14) and mass sculpting by the Jensen-Shannon divergence (App. D 2).
 
 Explained in ``book/adversarial/adversarial.ipynb``. Labels are 1 for signal (H->bb) and 0 for background (QCD);
@@ -60,7 +60,7 @@ def threshold_at(labels: np.ndarray, scores: np.ndarray, eff: float) -> float:
 
 
 def rejection_at(labels: np.ndarray, scores: np.ndarray, eff: float = 0.85) -> float:
-    """Background rejection ``1 / eps_B`` at signal efficiency ``eff`` (paper 000: 0.85).
+    """Background rejection ``1 / eps_B`` at signal efficiency ``eff`` (Rothen et al.: 0.85).
 
     ``eps_B`` is read off the ROC curve by linear interpolation in signal efficiency, so it does not jump with the
     last few signal jets; ``inf`` if no background passes.
@@ -73,7 +73,7 @@ def rejection_at(labels: np.ndarray, scores: np.ndarray, eff: float = 0.85) -> f
 
 
 def delta_s(score: float | np.ndarray, default: float | np.ndarray, target: float | np.ndarray) -> np.ndarray:
-    """Fractional improvement of paper 000, eq. 14: ``(S'_a^b - S_a^b) / (S_b^b - S_a^b)``.
+    """Fractional improvement of Rothen et al., eq. 14: ``(S'_a^b - S_a^b) / (S_b^b - S_a^b)``.
 
     ``score``: the method trained on a, evaluated on b; ``default``: the default model trained on a, evaluated on b;
     ``target``: the default model trained and evaluated on b. 0 = no better than default, 1 = as good as training on
@@ -106,7 +106,7 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
 def mass_sculpting(mass: np.ndarray, labels: np.ndarray, scores: np.ndarray, eff: float | Sequence[float] = 0.85,
                    bins: np.ndarray | int = 40, mass_range: tuple[float, float] = (0.0, 300.0)) -> np.ndarray:
     """Jensen-Shannon divergence between the mass of background jets that pass and that fail the cut keeping the
-    signal fraction ``eff`` (paper 000, App. D 2, Fig. 6): 0 when the cut leaves the background mass shape alone,
+    signal fraction ``eff`` (Rothen et al., App. D 2, Fig. 6): 0 when the cut leaves the background mass shape alone,
     larger the more the classifier sculpts it. One value per efficiency.
     """
     labels, scores = _check(labels, scores)

@@ -21,8 +21,15 @@ stops before ``min_probes`` (>= 3) probes. Everything is importable from ``hepnb
 from hepnb.landscape.paths import ascent_path, ascent_path_over, loss_profile, output_ratio
 from hepnb.landscape.reduced import ReducedHessian, dense_hessian, reduced_hessian, reduced_hessians_per_sample
 from hepnb.landscape.spaces import Batch, InputSpace, LossFn, LossSpace, ParameterSpace, eval_mode
-from hepnb.landscape.spectra import (EigenResult, TraceResult, density_on_grid, hutchinson_trace, lanczos,
-                                     power_iteration, slq_density)
+from hepnb.landscape.spectra import (
+                                     EigenResult,
+                                     TraceResult,
+                                     density_on_grid,
+                                     hutchinson_trace,
+                                     lanczos,
+                                     power_iteration,
+                                     slq_density,
+)
 
 __all__ = [
     "Batch", "EigenResult", "InputSpace", "LossFn", "LossSpace", "ParameterSpace", "ReducedHessian", "TraceResult",

@@ -10,20 +10,20 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hepnb.landscape.spaces import (Batch, InputSpace, LossFn, LossSpace, ParameterSpace, _check_positive_int,
-                                    _check_tol)
+from hepnb.landscape.spaces import Batch, InputSpace, LossFn, LossSpace, ParameterSpace
+from hepnb.validation import check_int, check_positive
 
 
 def ascent_path(space: LossSpace, steps: int = 15, step_size: float = 0.01) -> np.ndarray:
-    """Loss increase ``Delta L_i`` along a gradient-ascent path with fixed normalised steps (paper 000 Sec. IV B).
+    """Loss increase ``Delta L_i`` along a gradient-ascent path with fixed normalised steps (Rothen et al., Sec. IV B).
 
     Explained in ``book/landscape/sharpness.ipynb``. From the current point (the trained minimum), ``steps`` times
     move by ``step_size * g / ||g||`` along the space's normalised gradient and record ``L_i - L_0`` (so
     ``Delta L_0 = 0``). Weights or inputs are moved temporarily and restored exactly. For an
     :class:`InputSpace` the norm is that of the whole batch's selected entries. Returns ``steps + 1`` values.
     """
-    _check_positive_int("steps", steps)
-    _check_tol("step_size", step_size)
+    check_int("steps", steps)
+    check_positive("step_size", step_size)
     loss0, g = space.loss_and_gradient()
     out = [0.0]
     shift = torch.zeros(space.dim, dtype=space.dtype, device=space.device)

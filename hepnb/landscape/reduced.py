@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hepnb.landscape.spaces import Batch, InputSpace, LossFn, LossSpace, _batch_size, _check_positive_int, _split_batch
+from hepnb.landscape.spaces import Batch, InputSpace, LossFn, LossSpace, _batch_size, _split_batch
+from hepnb.validation import check_int
 
 
 def dense_hessian(space: LossSpace, chunk: int = 64) -> Tensor:
     """The explicit ``(dim, dim)`` Hessian from ``dim`` HVPs with basis vectors (``chunk`` per batched call),
     symmetrised. Explained in ``book/landscape/sharpness.ipynb``."""
-    _check_positive_int("chunk", chunk)
+    check_int("chunk", chunk)
     rows = []
     for start in range(0, space.dim, chunk):
         stop = min(start + chunk, space.dim)
@@ -27,11 +28,11 @@ def dense_hessian(space: LossSpace, chunk: int = 64) -> Tensor:
 
 @dataclass
 class ReducedHessian:
-    """A dense Hessian on a small subspace with its spectrum (paper 000, Appendix A).
+    """A dense Hessian on a small subspace with its spectrum (Rothen et al., Appendix A).
 
     Explained in ``book/landscape/sharpness.ipynb``: ``max_eigenvalue`` is the largest lambda (the curvature of the
-    steepest upward direction), ``max_abs_eigenvalue`` the largest ``|lambda|`` (what paper 000's code reports; it can
-    come from a negative eigenvalue).
+    steepest upward direction), ``max_abs_eigenvalue`` the largest ``|lambda|`` (what Rothen et al.'s code reports;
+    it can come from a negative eigenvalue).
     """
 
     matrix: Tensor
@@ -56,7 +57,7 @@ def reduced_hessian(space: LossSpace, max_dim: int = 5000) -> ReducedHessian:
 def reduced_hessians_per_sample(model: nn.Module, loss_fn: LossFn, batch: Batch, select: Tensor | None = None,
                                 input_index: int = 0, max_dim: int = 5000) -> list[ReducedHessian]:
     """One reduced input Hessian per sample of ``batch``: the loss of that sample alone as a function of its
-    selected input entries (paper 000, App. A: the first 5 constituents x 15 features = 75 x 75 per jet).
+    selected input entries (Rothen et al., App. A: the first 5 constituents x 15 features = 75 x 75 per jet).
 
     Explained in ``book/landscape/sharpness.ipynb``. ``select`` must broadcast to one sample's input, shaped
     ``(1, ...)`` (e.g. ``(1, C, F)``). The model is in eval mode, so samples do not interact through BatchNorm.

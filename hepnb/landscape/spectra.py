@@ -4,14 +4,15 @@ stochastic Lanczos quadrature; explained in ``book/landscape/sharpness.ipynb``."
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from hepnb.landscape.spaces import LossSpace, _check_positive_int, _check_tol, _generator, _orthogonalise
+from hepnb.landscape.spaces import LossSpace, _generator, _orthogonalise
+from hepnb.validation import check_int, check_positive
 
 
 @dataclass
@@ -51,9 +52,9 @@ def power_iteration(space: LossSpace, k: int = 1, tol: float = 1e-4, max_iter: i
     (a slow, near-degenerate pair can stop early: prefer :func:`lanczos` for accuracy). Power iteration finds the
     largest ``|lambda|``; the result is sorted by value, descending.
     """
-    _check_positive_int("k", k)
-    _check_positive_int("max_iter", max_iter)
-    _check_tol("tol", tol)
+    check_int("k", k)
+    check_int("max_iter", max_iter)
+    check_positive("tol", tol)
     if k > space.dim:
         raise ValueError(f"k={k} exceeds the dimension {space.dim}")
     gen = _generator(seed)
@@ -158,9 +159,9 @@ def lanczos(space: LossSpace, k: int = 1, tol: float = 1e-4, max_iter: int = 200
     are recovered. Keeps all ``m`` Lanczos vectors (memory ``m * dim``). Eigenvalues come back descending,
     eigenvectors as unit rows mapped back from the Krylov basis.
     """
-    _check_positive_int("k", k)
-    _check_positive_int("max_iter", max_iter)
-    _check_tol("tol", tol)
+    check_int("k", k)
+    check_int("max_iter", max_iter)
+    check_positive("tol", tol)
     if which not in ("LA", "LM"):
         raise ValueError(f"which must be 'LA' (largest algebraic) or 'LM' (largest magnitude); got {which!r}")
     if k > space.dim:
@@ -219,13 +220,13 @@ def hutchinson_trace(space: LossSpace, rel_error: float = 0.02, min_probes: int 
     outliers that dominate the variance of ``zᵀ H z``, so removing them can cut the probes needed many-fold
     (the idea of Hutch++, Meyer et al. 2021).
     """
-    _check_tol("rel_error", rel_error)
-    _check_positive_int("min_probes", min_probes, 3)
-    _check_positive_int("max_probes", max_probes, 1)
-    _check_positive_int("batch_probes", batch_probes)
+    check_positive("rel_error", rel_error)
+    check_int("min_probes", min_probes, minimum=3)
+    check_int("max_probes", max_probes, minimum=1)
+    check_int("batch_probes", batch_probes)
     if max_probes < min_probes:
         raise ValueError(f"max_probes ({max_probes}) must be >= min_probes ({min_probes})")
-    _check_positive_int("deflate", deflate, 0)
+    check_int("deflate", deflate, minimum=0)
     if deflate >= space.dim:
         raise ValueError(f"deflate={deflate} must be below the dimension {space.dim}")
     gen = _generator(seed)
@@ -267,8 +268,8 @@ def slq_density(space: LossSpace, n_probes: int = 10, n_iter: int = 50, seed: in
     the Ritz vectors, divided by ``n_probes`` so all weights sum to 1. Then ``sum(w * nodes**p)`` estimates
     ``tr(H**p) / dim``. Smooth with :func:`density_on_grid` for a plot.
     """
-    _check_positive_int("n_probes", n_probes)
-    _check_positive_int("n_iter", n_iter)
+    check_int("n_probes", n_probes)
+    check_int("n_iter", n_iter)
     gen = _generator(seed)
     nodes, weights = [], []
     for _ in range(n_probes):
@@ -285,7 +286,7 @@ def density_on_grid(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, si
 
     Explained in ``book/landscape/sharpness.ipynb``.
     """
-    _check_tol("sigma", sigma)
+    check_positive("sigma", sigma)
     nodes, weights, grid = (np.asarray(a, dtype=float) for a in (nodes, weights, grid))
     if nodes.shape != weights.shape:
         raise ValueError(f"nodes {nodes.shape} and weights {weights.shape} differ in shape")

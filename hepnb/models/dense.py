@@ -1,4 +1,4 @@
-"""The dense jet tagger of paper 000 (Rothen et al., Appendix C, Table VI); explained in
+"""The dense jet tagger of Rothen et al. (Appendix C, Table VI); explained in
 ``book/landscape/sharpness.ipynb`` (and, with its training strategies, in the adversarial chapter).
 
 40 constituents x 15 features + 2 jet features = 602 inputs -> 128 -> 64 -> 32 -> 1 logit, each hidden layer a dense
@@ -17,7 +17,7 @@ from torch import nn
 class DenseTagger(nn.Module):
     """``forward(x, jet, mask=None) -> logit``: x (B, C, F) constituent features (zero for padding), jet (B, 2).
 
-    Only the first ``n_constituents`` constituents are used (paper 000: 40); ``mask`` is accepted for a uniform
+    Only the first ``n_constituents`` constituents are used (Rothen et al.: 40); ``mask`` is accepted for a uniform
     signature across the book's jet models and unused (padding entries are already zero).
     """
 

@@ -1,4 +1,4 @@
-"""The jet transformer of paper 002 (the SEAL paper, Sec. 3.2); explained in ``book/landscape/sharpness.ipynb`` and,
+"""The jet transformer of Glowacki (the SEAL paper, Sec. 3.2); explained in ``book/landscape/sharpness.ipynb`` and,
 with its symmetry-constrained training, in ``book/simplicity/seal.ipynb`` (future chapter).
 
 Architecture, as the paper describes it: every constituent's feature vector is embedded by a linear layer to
@@ -8,7 +8,7 @@ dimension 256, residual connections, post-layer normalisation, ReLU); mean pooli
 
 Choices where the paper is silent or differs from us, stated here and in the book:
 
-* **Inputs.** Paper 002 uses 7 features per constituent of the hls4ml jets (Δη, Δφ, log pT/pT_jet, log pT,
+* **Inputs.** Glowacki uses 7 features per constituent of the hls4ml jets (Δη, Δφ, log pT/pT_jet, log pT,
   log E/E_jet, log E, ΔR) and up to 32 constituents. Ours default to the 15 features of
   :data:`hepnb.data.features.FEATURE_NAMES` (the same 7 kinematic ones plus charge, track impact parameters and
   particle-type flags); ``n_features=7`` with the kinematic columns gives the paper's inputs. The model works for any
@@ -36,7 +36,7 @@ from torch import nn
 
 from hepnb.data.features import FEATURE_NAMES
 
-PAPER_PARAMETERS = 1_256_356  # paper 002, Sec. 3.2
+PAPER_PARAMETERS = 1_256_356  # Glowacki, Sec. 3.2
 
 
 class JetTransformer(nn.Module):

@@ -1,4 +1,4 @@
-"""White-box adversarial training of paper 000 (Rothen et al., Sec. III and App. B): FGSM and PGD attack the
+"""White-box adversarial training of Rothen et al. (Sec. III and App. B): FGSM and PGD attack the
 inputs, SAM and SSAM-D the weights.
 
 Explained in ``book/adversarial/adversarial.ipynb``. Each method is a :class:`hepnb.training.loop.Strategy` for
@@ -23,8 +23,7 @@ Choices where the paper and its reference code differ (the chapter discusses eac
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,25 +31,20 @@ import torch
 from torch import Tensor, nn
 
 from hepnb.data.features import FEATURE_NAMES
+from hepnb.models import mode
 from hepnb.training.loop import Strategy
+from hepnb.training.tasks import Batch, Task
+from hepnb.validation import check_int, check_positive
 
-__all__ = ["CONTINUOUS_FEATURES", "attack_region", "fgsm", "pgd", "FeatureAttack", "sam_perturbation",
+__all__ = ["CONTINUOUS_FEATURES", "attack_region", "supervised_objective", "fgsm", "pgd", "FeatureAttack",
+           "sam_perturbation",
            "SAM", "SparseMask", "SSAMD", "METHODS", "MethodSpec", "make_strategy"]
 
 CONTINUOUS_FEATURES: tuple[str, ...] = ("log_pt", "log_pt_rel", "log_e", "log_e_rel", "deta", "dphi", "dr",
                                         "tanh_d0", "tanh_dz")
 
 Inputs = tuple[Tensor, ...]  # (x (B, C, F), jet (B, 2), mask (B, C))
-
-
-@contextlib.contextmanager
-def _mode(model: nn.Module, training: bool) -> Iterator[None]:
-    was = model.training
-    model.train(training)
-    try:
-        yield
-    finally:
-        model.train(was)
+Objective = Callable[[Inputs], Tensor]  # attacked inputs -> scalar loss
 
 
 def attack_region(inputs: Inputs, features: Sequence[str] = CONTINUOUS_FEATURES,
@@ -68,53 +62,54 @@ def attack_region(inputs: Inputs, features: Sequence[str] = CONTINUOUS_FEATURES,
     return region_x, region_jet
 
 
-def _input_gradient(model: nn.Module, loss_fn: nn.Module, inputs: Inputs, y: Tensor) -> tuple[Tensor, Tensor]:
-    """d loss / d (x, jet), leaving no ``.grad`` on the parameters."""
+def _input_gradient(objective: Objective, inputs: Inputs) -> tuple[Tensor, Tensor]:
+    """d objective / d (x, jet), leaving no ``.grad`` on the parameters."""
     x, jet = inputs[0].detach().requires_grad_(True), inputs[1].detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = loss_fn(model(x, jet, *inputs[2:]), y)
+        loss = objective((x, jet, *inputs[2:]))
         gx, gjet = torch.autograd.grad(loss, (x, jet))
     return gx, gjet
 
 
-def _check_radius(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number; got {value!r}")
+def supervised_objective(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], y: Tensor) -> Objective:
+    """``inputs -> loss_fn(model(*inputs), y)``: the objective of an attack on a plain supervised batch."""
+    return lambda inputs: loss_fn(model(*inputs), y)
 
 
-def fgsm(model: nn.Module, loss_fn: nn.Module, inputs: Inputs, y: Tensor, eps: float,
+def fgsm(model: nn.Module, objective: Objective, inputs: Inputs, eps: float,
          region: tuple[Tensor, Tensor] | None = None) -> Inputs:
-    """Fast gradient sign method, eq. 7: ``x' = x + eps * sign(grad_x L)`` on the attack ``region``.
+    """Fast gradient sign method, eq. 7: ``x' = x + eps * sign(grad_x L)`` on the attack ``region``, ``L`` the
+    ``objective`` of the inputs (a task's loss, or :func:`supervised_objective`).
 
     The gradient is taken in eval mode (BatchNorm's running statistics: the attack targets the function that will
     be deployed, and does not touch the statistics); the model's mode is restored.
     """
-    _check_radius("eps", eps)
+    check_positive("eps", eps)
     region = attack_region(inputs) if region is None else region
-    with _mode(model, False):
-        gx, gjet = _input_gradient(model, loss_fn, inputs, y)
+    with mode(model, False):
+        gx, gjet = _input_gradient(objective, inputs)
     x = inputs[0] + eps * torch.sign(gx) * region[0]
     jet = inputs[1] + eps * torch.sign(gjet) * region[1]
     return (x.detach(), jet.detach(), *inputs[2:])
 
 
-def pgd(model: nn.Module, loss_fn: nn.Module, inputs: Inputs, y: Tensor, eps: float, step: float, n_steps: int,
+def pgd(model: nn.Module, objective: Objective, inputs: Inputs, eps: float, step: float, n_steps: int,
         region: tuple[Tensor, Tensor] | None = None) -> Inputs:
-    """Projected gradient ascent in the L-infinity ball of radius ``eps`` (paper 000, Algorithm 1).
+    """Projected gradient ascent on ``objective`` in the L-infinity ball of radius ``eps`` (Rothen et al.,
+    Algorithm 1).
 
     ``n_steps`` signed steps of size ``step`` from the clean input, each followed by the projection
     ``clamp(x' - x, -eps, eps)``; only the attack ``region`` moves. Eval mode for the gradients (as :func:`fgsm`).
     """
-    _check_radius("eps", eps)
-    _check_radius("step", step)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1; got {n_steps!r}")
+    check_positive("eps", eps)
+    check_positive("step", step)
+    n_steps = check_int("n_steps", n_steps)
     region = attack_region(inputs) if region is None else region
     x0, jet0 = inputs[0].detach(), inputs[1].detach()
     dx, djet = torch.zeros_like(x0), torch.zeros_like(jet0)
-    with _mode(model, False):
+    with mode(model, False):
         for _ in range(n_steps):
-            gx, gjet = _input_gradient(model, loss_fn, (x0 + dx, jet0 + djet, *inputs[2:]), y)
+            gx, gjet = _input_gradient(objective, (x0 + dx, jet0 + djet, *inputs[2:]))
             dx = torch.clamp(dx + step * torch.sign(gx) * region[0], -eps, eps)
             djet = torch.clamp(djet + step * torch.sign(gjet) * region[1], -eps, eps)
     return (x0 + dx, jet0 + djet, *inputs[2:])
@@ -132,20 +127,28 @@ class FeatureAttack(Strategy):
     jet_features: bool = True
     name: str = "pgd"
 
-    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, loss_fn: nn.Module, inputs: Inputs,
-             y: Tensor) -> float:
+    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, task: Task, batch: Batch) -> float:
+        inputs = task.inputs(batch)
         region = attack_region(inputs, self.features, self.jet_features)
+
+        def objective(attacked: Inputs) -> Tensor:
+            return task.loss(model, batch, attacked)
+
         if self.n_steps == 1 and self.step_size == self.eps:
-            attacked = fgsm(model, loss_fn, inputs, y, self.eps, region)
+            attacked = fgsm(model, objective, inputs, self.eps, region)
         else:
-            attacked = pgd(model, loss_fn, inputs, y, self.eps, self.step_size, self.n_steps, region)
-        return Strategy.step(self, model, optimiser, loss_fn, attacked, y)
+            attacked = pgd(model, objective, inputs, self.eps, self.step_size, self.n_steps, region)
+        optimiser.zero_grad(set_to_none=True)
+        loss = task.loss(model, batch, attacked)
+        loss.backward()
+        optimiser.step()
+        return float(loss.detach())
 
 
 def sam_perturbation(grads: Sequence[Tensor], rho: float, kind: str = "l2") -> list[Tensor]:
     """The weight perturbation of SAM: ``rho g / ||g||_2`` over all tensors together (``kind="l2"``, Foret et al.)
     or eq. 8's ``rho sign(g)`` (``kind="sign"``). A zero gradient gives a zero perturbation."""
-    _check_radius("rho", rho)
+    check_positive("rho", rho)
     if kind == "sign":
         return [rho * torch.sign(g) for g in grads]
     if kind != "l2":
@@ -172,11 +175,12 @@ def _frozen_batchnorm(model: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
-def _sharpness_aware_step(model: nn.Module, optimiser: torch.optim.Optimizer, loss_fn: nn.Module, inputs: Inputs,
-                          y: Tensor, perturb: Any) -> float:
-    """One SAM-type update: gradient at w, perturbation e = perturb(params, grads), gradient at w + e applied at w."""
+def _sharpness_aware_step(model: nn.Module, optimiser: torch.optim.Optimizer, closure: Callable[[], Tensor],
+                          perturb: Any) -> float:
+    """One SAM-type update: gradient of ``closure()`` (the batch loss) at w, perturbation e = perturb(params, grads),
+    gradient at w + e applied at w."""
     params = [p for p in model.parameters() if p.requires_grad]
-    loss = loss_fn(model(*inputs), y)
+    loss = closure()
     grads = torch.autograd.grad(loss, params)
     eps = perturb(params, grads)
     with torch.no_grad():
@@ -185,7 +189,7 @@ def _sharpness_aware_step(model: nn.Module, optimiser: torch.optim.Optimizer, lo
     optimiser.zero_grad(set_to_none=True)
     try:
         with _frozen_batchnorm(model):
-            loss_fn(model(*inputs), y).backward()
+            closure().backward()
     finally:
         with torch.no_grad():
             for p, e in zip(params, eps):
@@ -203,9 +207,8 @@ class SAM(Strategy):
     kind: str = "l2"
     name: str = "sam"
 
-    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, loss_fn: nn.Module, inputs: Inputs,
-             y: Tensor) -> float:
-        return _sharpness_aware_step(model, optimiser, loss_fn, inputs, y,
+    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, task: Task, batch: Batch) -> float:
+        return _sharpness_aware_step(model, optimiser, lambda: task.loss(model, batch),
                                      lambda params, grads: sam_perturbation(grads, self.rho, self.kind))
 
 
@@ -271,8 +274,7 @@ class SSAMD(Strategy):
     def start_epoch(self, epoch: int) -> None:
         self._refresh = epoch > 0 and epoch % self.update_every == 0
 
-    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, loss_fn: nn.Module, inputs: Inputs,
-             y: Tensor) -> float:
+    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, task: Task, batch: Batch) -> float:
         def perturb(params: list[Tensor], grads: Sequence[Tensor]) -> list[Tensor]:
             if self.mask is None:
                 self.mask = SparseMask([p.shape for p in params], self.sparsity, self.seed, params[0].device)
@@ -283,12 +285,12 @@ class SSAMD(Strategy):
             masked = [g * m for g, m in zip(grads, self.mask.masks())]
             return sam_perturbation(masked, self.rho, "l2")
 
-        return _sharpness_aware_step(model, optimiser, loss_fn, inputs, y, perturb)
+        return _sharpness_aware_step(model, optimiser, lambda: task.loss(model, batch), perturb)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A training method and its hyperparameters (paper 000, Table VIII, with the choices stated above)."""
+    """A training method and its hyperparameters (Rothen et al., Table VIII, with the choices stated above)."""
 
     name: str
     label: str

@@ -1,10 +1,12 @@
 """Load-or-train: trained models are cached in the data directory under a hash of everything that made them.
 
 Explained in ``book/adversarial/adversarial.ipynb``. The key is a JSON-able mapping (method and hyperparameters,
-data file, sizes, epochs, seed, model, :data:`TRAINING_VERSION`); the same key gives the same file, so rebuilding
-the book does not retrain and a GPU paper-scale run's checkpoints are picked up by a later CPU build of the same
-settings. Files are written atomically and validated on reading: a corrupt, foreign or mismatched file raises
-:class:`CheckpointError` naming it (or is retrained over, in :func:`load_or_train`).
+data file, sizes, epochs, seed, model) plus the ``version`` of the study that trains it: every study module
+(``hepnb.studies.<key>``) has its own ``TRAINING_VERSION``, bumped when a change to its training makes old
+checkpoints wrong, so one chapter's bump never retrains another chapter. The same key and version give the same
+file, so rebuilding the book does not retrain and a GPU paper-scale run's checkpoints are picked up by a later CPU
+build of the same settings. Files are written atomically and validated on reading: a corrupt, foreign or
+mismatched file raises :class:`CheckpointError` naming it (or is retrained over, in :func:`load_or_train`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from torch import nn
 from hepnb.config import data_dir
 from hepnb.data.files import atomic_path
 from hepnb.errors import CheckpointError
+from hepnb.validation import check_int
 
-__all__ = ["TRAINING_VERSION", "CheckpointError", "key_hash", "checkpoint_path", "save_checkpoint",
-           "load_checkpoint", "load_or_train"]
+__all__ = ["CheckpointError", "key_hash", "checkpoint_path", "save_checkpoint", "load_checkpoint", "load_or_train"]
 
 FORMAT = "hepnb-checkpoint"
-# Bump when a change to the training code makes old checkpoints wrong (their key then no longer matches).
-TRAINING_VERSION = 2  # 2: training batches shuffled from the model's own seed (hepnb.studies.adversarial)
 
 
 def key_hash(key: Mapping[str, Any]) -> str:
@@ -40,18 +40,25 @@ def key_hash(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def checkpoint_path(kind: str, key: Mapping[str, Any], folder: str | os.PathLike[str] | None = None) -> Path:
-    """``<data dir>/checkpoints/<kind>/<kind>-<hash>.pt``; ``key`` gets :data:`TRAINING_VERSION` added."""
+def _versioned(key: Mapping[str, Any], version: int) -> dict[str, Any]:
+    if "training_version" in key:
+        raise ValueError("a checkpoint key must not hold 'training_version': pass version= instead")
+    return {**key, "training_version": check_int("version", version, minimum=0)}
+
+
+def checkpoint_path(kind: str, key: Mapping[str, Any], version: int,
+                    folder: str | os.PathLike[str] | None = None) -> Path:
+    """``<data dir>/checkpoints/<kind>/<kind>-<hash>.pt``, the hash over ``key`` and the study's ``version``."""
     if not kind or "/" in kind or kind.startswith("."):
         raise ValueError(f"kind must be a plain name; got {kind!r}")
     base = Path(folder) if folder is not None else data_dir() / "checkpoints" / kind
-    return base / f"{kind}-{key_hash({**key, 'training_version': TRAINING_VERSION})}.pt"
+    return base / f"{kind}-{key_hash(_versioned(key, version))}.pt"
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping[str, Any],
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping[str, Any], version: int,
                     meta: Mapping[str, Any]) -> Path:
-    """Write ``model``'s state, the key and JSON-able ``meta`` (history, timings) atomically."""
-    payload = {"format": FORMAT, "key": json.dumps({**key, "training_version": TRAINING_VERSION}, sort_keys=True),
+    """Write ``model``'s state, the key with its version and JSON-able ``meta`` (history, timings) atomically."""
+    payload = {"format": FORMAT, "key": json.dumps(_versioned(key, version), sort_keys=True),
                "meta": json.dumps(dict(meta)), "state_dict": {k: v.detach().cpu() for k, v in
                                                               model.state_dict().items()}}
     with atomic_path(path) as tmp:
@@ -59,7 +66,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping[str, Any]) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping[str, Any],
+                    version: int) -> dict[str, Any]:
     """Load the weights into ``model`` and return the meta; raises :class:`CheckpointError` if the file is missing,
     corrupt, not a hepnb checkpoint, made with another key, or does not fit the model."""
     path = Path(path)
@@ -71,7 +79,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hepnb checkpoint (no format marker {FORMAT!r})")
-    want = json.dumps({**key, "training_version": TRAINING_VERSION}, sort_keys=True)
+    want = json.dumps(_versioned(key, version), sort_keys=True)
     if payload.get("key") != want:
         raise CheckpointError(f"{path}: made with other settings than requested")
     try:
@@ -82,20 +90,20 @@ def load_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping
 
 
 def load_or_train(kind: str, key: Mapping[str, Any], model: nn.Module,
-                  train: Callable[[nn.Module], Mapping[str, Any]],
+                  train: Callable[[nn.Module], Mapping[str, Any]], version: int,
                   folder: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], bool]:
-    """``(meta, trained)``: the checkpoint for ``key`` loaded into ``model`` if there is a usable one, else
-    ``meta = train(model)`` (which trains ``model`` in place) saved first. A damaged or mismatched file is
-    trained over. The model is left in eval mode."""
-    path = checkpoint_path(kind, key, folder)
+    """``(meta, trained)``: the checkpoint for ``key`` and the study's ``version`` loaded into ``model`` if there is
+    a usable one, else ``meta = train(model)`` (which trains ``model`` in place) saved first. A damaged or
+    mismatched file is trained over. The model is left in eval mode."""
+    path = checkpoint_path(kind, key, version, folder)
     if path.exists():
         try:
-            meta = load_checkpoint(path, model, key)
+            meta = load_checkpoint(path, model, key, version)
             model.eval()
             return meta, False
         except CheckpointError:
             pass
     meta = dict(train(model))
-    save_checkpoint(path, model, key, meta)
+    save_checkpoint(path, model, key, version, meta)
     model.eval()
     return meta, True

@@ -1,16 +1,19 @@
-"""One training loop for the book's jet classifiers; explained in ``book/landscape/sharpness.ipynb``.
+"""One training loop for every chapter; explained in ``book/landscape/sharpness.ipynb``.
 
-Batches are the dicts of :class:`hepnb.data.datasets.JetDataset` (``x``, ``jet``, ``mask``, ``y``); the model is called as
-``model(x, jet, mask)`` and returns one logit per jet. AdamW, binary cross-entropy, the state with the lowest
-validation loss is kept (early stopping), and a history of losses is returned. How each minibatch updates the
-weights is a :class:`Strategy`: plain gradient descent here, the adversarial ones of paper 000 in
-:mod:`hepnb.training.adversarial` (explained in ``book/adversarial/adversarial.ipynb``).
+:func:`fit` trains any model on any :class:`~hepnb.training.tasks.Task` (what a batch becomes, the loss, a
+prediction and its score) with any :class:`Strategy` (how one optimisation step is taken: plain descent here, the
+adversarial steps of Rothen et al. in :mod:`hepnb.training.adversarial`, explained in
+``book/adversarial/adversarial.ipynb``). It keeps the weights of the epoch with the lowest validation loss and
+records, per epoch, the training and validation loss, the task's metric and the seconds the epoch's steps took.
+Batches are dicts of tensors from any iterable (a DataLoader, :class:`hepnb.data.datasets.TensorBatches`, a list).
+Seed torch before calling (``hepnb.set_seed``): the same seed gives bit-identical weights on a CPU.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,26 +22,41 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hepnb.models import mode
+from hepnb.training.tasks import Batch, BinaryTask, Task, move
+from hepnb.validation import check_int, check_positive
+
+__all__ = ["History", "Strategy", "fit", "evaluate", "predict"]
+
+Optimiser = torch.optim.Optimizer
+MakeOptimiser = Callable[[Iterable[nn.Parameter]], Optimiser]
+MakeScheduler = Callable[[Optimiser], Any]
+
 
 @dataclass
 class History:
-    """Per-epoch mean training and validation loss, and the epoch whose weights were kept."""
+    """Per-epoch training loss, validation loss and validation metric, the seconds of each epoch's training steps,
+    and the epoch whose weights were kept (lowest validation loss)."""
 
+    metric: str = ""
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
-    epoch_seconds: list[float] = field(default_factory=list)  # wall time of each epoch's training steps
 
     def as_dict(self) -> dict[str, Any]:
-        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "best_epoch": self.best_epoch,
-                "epoch_seconds": list(self.epoch_seconds)}
+        """JSON-able copy (stored with checkpoints)."""
+        return {"metric": self.metric, "train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
+                "val_metric": list(self.val_metric), "epoch_seconds": list(self.epoch_seconds),
+                "best_epoch": self.best_epoch}
 
 
 class Strategy:
-    """How one minibatch updates the weights: the default, plain gradient descent on the batch's loss.
+    """How one minibatch updates the weights: the default is plain gradient descent on the task's loss.
 
-    Subclasses (:mod:`hepnb.training.adversarial`) change the inputs (FGSM, PGD) or the point where the gradient is taken
-    (SAM, SSAM-D). ``start_epoch`` is called before each epoch; ``step`` returns the batch's training loss.
+    Subclasses (:mod:`hepnb.training.adversarial`) change the inputs (FGSM, PGD) or the point where the gradient is
+    taken (SAM, SSAM-D). ``start_epoch`` is called before each epoch; ``step`` returns the batch's training loss.
     """
 
     name = "default"
@@ -46,66 +64,80 @@ class Strategy:
     def start_epoch(self, epoch: int) -> None:
         """Called with the 0-based epoch before its first step."""
 
-    def step(self, model: nn.Module, optimiser: torch.optim.Optimizer, loss_fn: nn.Module,
-             inputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
+    def step(self, model: nn.Module, optimiser: Optimiser, task: Task, batch: Batch) -> float:
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(model(*inputs), y)
+        loss = task.loss(model, batch)
         loss.backward()
         optimiser.step()
         return float(loss.detach())
 
 
-def batch_inputs(batch: dict[str, torch.Tensor], device: str | torch.device = "cpu"
-                 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """``((x, jet, mask), y)`` of a JetDataset batch, on ``device`` (the form hepnb.landscape takes, too)."""
-    return (batch["x"].to(device), batch["jet"].to(device), batch["mask"].to(device)), batch["y"].to(device)
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[Batch], task: Task | None = None,
+             device: str | torch.device = "cpu") -> tuple[float, float]:
+    """``(mean loss, metric)`` of ``task`` over ``batches`` in eval mode (each module's mode is restored).
+
+    The loss is averaged over examples (each batch's mean weighted by its size)."""
+    task = BinaryTask() if task is None else task
+    total, count, predictions, targets = 0.0, 0, [], []
+    with mode(model, False):
+        for batch in batches:
+            batch = move(batch, device)
+            n = task.batch_size(batch)
+            loss, p, t = task.loss_and_predict(model, batch)
+            total += float(loss) * n
+            count += n
+            predictions.append(p.cpu().numpy())
+            targets.append(None if t is None else t.cpu().numpy())
+    if count == 0:
+        raise ValueError("evaluate got no batches")
+    labels = None if any(t is None for t in targets) else np.concatenate(targets)
+    return total / count, task.metric(np.concatenate(predictions), labels)
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, loader: Any, device: str | torch.device = "cpu") -> float:
-    """Mean binary cross-entropy over a loader, in eval mode (the model's mode is restored)."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
-    for batch in loader:
-        inputs, y = batch_inputs(batch, device)
-        total += float(loss_fn(model(*inputs), y))
-        count += len(y)
-    model.train(was_training)
-    return total / max(count, 1)
+def predict(model: nn.Module, batches: Iterable[Batch], device: str | torch.device = "cpu",
+            task: Task | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The task's predictions and targets over ``batches``, in order, in eval mode (the model's modes are
+    restored): sigmoid scores and 0/1 labels for the default :class:`~hepnb.training.tasks.BinaryTask`."""
+    task = BinaryTask() if task is None else task
+    predictions, targets = [], []
+    with mode(model, False):
+        for batch in batches:
+            p, t = task.predict(model, move(batch, device))
+            predictions.append(p.cpu().numpy())
+            targets.append(None if t is None else t.cpu().numpy())
+    if not predictions:
+        raise ValueError("predict got no batches")
+    labels = None if any(t is None for t in targets) else np.concatenate(targets)
+    return np.concatenate(predictions), labels
 
 
-@torch.no_grad()
-def predict(model: nn.Module, loader: Any, device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Sigmoid scores and labels over a loader, in eval mode (the model's mode is restored)."""
-    was_training = model.training
-    model.eval()
-    scores, labels = [], []
-    for batch in loader:
-        inputs, y = batch_inputs(batch, device)
-        scores.append(torch.sigmoid(model(*inputs)).cpu().numpy())
-        labels.append(y.cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(scores), np.concatenate(labels)
+def fit(model: nn.Module, train: Iterable[Batch], val: Iterable[Batch], epochs: int, lr: float = 1e-4,
+        weight_decay: float = 1e-2, patience: int | None = None, device: str | torch.device = "cpu",
+        progress: bool = True, task: Task | None = None, strategy: Strategy | None = None,
+        make_optimiser: MakeOptimiser | None = None, make_scheduler: MakeScheduler | None = None) -> History:
+    """Train ``model`` on ``task`` with ``strategy``; keep the weights of the epoch with the lowest validation loss.
 
-
-def fit(model: nn.Module, train: Any, val: Any, epochs: int, lr: float = 1e-4, weight_decay: float = 1e-2,
-        patience: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
-        strategy: Strategy | None = None) -> History:
-    """Train with AdamW on binary cross-entropy; keep the weights of the epoch with the lowest validation loss.
-
-    ``patience``: stop after this many epochs without improvement (None: run all ``epochs``). ``strategy``: how a
-    minibatch updates the weights (default :class:`Strategy`, plain descent). The validation loss is always the
-    clean loss in eval mode. Seed torch before calling (``hepnb.set_seed``) for reproducible CPU results.
+    ``train``, ``val``: iterables of dict batches, iterated once per epoch. ``task``: what is learned (default
+    :class:`~hepnb.training.tasks.BinaryTask`). ``strategy``: how a step is taken (default :class:`Strategy`,
+    plain descent). The optimiser is AdamW(``lr``, ``weight_decay``) unless ``make_optimiser(params)`` builds
+    another; ``make_scheduler(optimiser)`` (optional) is stepped once per epoch. ``patience``: stop after this many
+    epochs without a better validation loss (None: all ``epochs``). The validation loss is the task's clean loss in
+    eval mode. Returns the :class:`History`; the model is left in eval mode with no ``.grad`` set.
     """
+    epochs = check_int("epochs", epochs)
+    if patience is not None:
+        patience = check_int("patience", patience)
+    task = BinaryTask() if task is None else task
     strategy = Strategy() if strategy is None else strategy
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-    history, best_state, best = History(), None, np.inf
+    if make_optimiser is None:
+        optimiser = torch.optim.AdamW(model.parameters(), lr=check_positive("lr", lr), weight_decay=weight_decay)
+    else:
+        optimiser = make_optimiser(model.parameters())
+    scheduler = make_scheduler(optimiser) if make_scheduler is not None else None
+    history, best_state, best = History(metric=task.metric_name), None, np.inf
     bar = tqdm(range(epochs), desc="epochs", disable=not progress, delay=2.0)
     for epoch in bar:
         model.train()
@@ -113,18 +145,27 @@ def fit(model: nn.Module, train: Any, val: Any, epochs: int, lr: float = 1e-4, w
         total, count = 0.0, 0
         start = time.perf_counter()
         for batch in train:
-            inputs, y = batch_inputs(batch, device)
-            total += strategy.step(model, optimiser, loss_fn, inputs, y) * len(y)
-            count += len(y)
+            batch = move(batch, device)
+            n = task.batch_size(batch)
+            total += strategy.step(model, optimiser, task, batch) * n
+            count += n
+        if count == 0:
+            raise ValueError("the training batches are empty")
+        if scheduler is not None:
+            scheduler.step()
         history.epoch_seconds.append(time.perf_counter() - start)
-        history.train_loss.append(total / max(count, 1))
-        history.val_loss.append(evaluate_loss(model, val, device))
-        bar.set_postfix(train=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}")
-        if history.val_loss[-1] < best:
-            best, history.best_epoch = history.val_loss[-1], epoch
+        history.train_loss.append(total / count)
+        val_loss, val_metric = evaluate(model, val, task, device)
+        history.val_loss.append(val_loss)
+        history.val_metric.append(val_metric)
+        bar.set_postfix(train=f"{history.train_loss[-1]:.4f}", val=f"{val_loss:.4f}")
+        if val_loss < best:
+            best, history.best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
         elif patience is not None and epoch - history.best_epoch >= patience:
             break
+    if best_state is None:
+        raise FloatingPointError(f"the validation loss was never finite ({history.val_loss}); nothing to keep")
     model.load_state_dict(best_state)
     model.zero_grad(set_to_none=True)
     model.eval()
