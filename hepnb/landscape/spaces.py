@@ -66,6 +66,14 @@ def _scalar_loss(loss_fn: LossFn, out: Tensor, y: Tensor) -> Tensor:
     return loss.reshape(())
 
 
+def _checked_model_and_loss(model: nn.Module, loss_fn: LossFn) -> tuple[nn.Module, LossFn]:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise ValueError("loss_fn must be callable as loss_fn(output, target) -> scalar")
+    return model, loss_fn
+
+
 def _orthogonalise(v: Tensor, basis: Sequence[Tensor] | Tensor) -> Tensor:
     """``v`` minus its projection on the orthonormal rows of ``basis``, done twice (Gram-Schmidt, reorthogonalised)."""
     if isinstance(basis, Tensor):
@@ -280,11 +288,7 @@ class ParameterSpace(LossSpace):
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Batch | Iterable[Batch],
                  params: Sequence[str] | None = None, device: torch.device | str | None = None,
                  vectorize: bool | None = None) -> None:
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
-        if not callable(loss_fn):
-            raise ValueError("loss_fn must be callable as loss_fn(output, target) -> scalar")
-        self.model, self.loss_fn = model, loss_fn
+        self.model, self.loss_fn = _checked_model_and_loss(model, loss_fn)
         named = dict(model.named_parameters())
         if not named:
             raise ValueError("the model has no parameters")
@@ -413,11 +417,7 @@ class InputSpace(LossSpace):
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batch: Batch, select: Tensor | None = None,
                  input_index: int = 0, vectorize: bool | None = None) -> None:
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
-        if not callable(loss_fn):
-            raise ValueError("loss_fn must be callable as loss_fn(output, target) -> scalar")
-        self.model, self.loss_fn = model, loss_fn
+        self.model, self.loss_fn = _checked_model_and_loss(model, loss_fn)
         params = list(model.parameters())
         self.device = params[0].device if params else torch.device("cpu")
         xs, self.y = _split_batch(batch, self.device)
