@@ -1,4 +1,5 @@
-"""Every error class of hepnb, in one place; each is explained in the chapter named in its docstring.
+"""Every error class of hepnb, in one place; each is explained in the chapter named in its docstring (the data
+errors in ``book/data/resimulation.ipynb``, the configuration errors in ``book/getting_started.ipynb``).
 
 All derive from :class:`HepnbError`, so ``except hepnb.errors.HepnbError`` catches anything hepnb raises on purpose.
 Each is also a ``ValueError`` or ``RuntimeError``, as the kind of problem suggests, so generic handlers still work.

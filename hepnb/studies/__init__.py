@@ -1,5 +1,6 @@
 """One module per chapter, named by the chapter's key (``config.CHAPTERS``, ``book/<key>/``): the chapter's heavy
-lifting and its paper's published values, so that the notebook reads as narrative.
+lifting and its paper's published values, so that the notebook reads as narrative. The rule is explained in
+``README.md`` ("Adding a chapter"); each module's docstring names its page, e.g. ``book/adversarial/adversarial.ipynb``.
 
 ``data``         the re-simulated jets against the papers' descriptions (``book/data/``)
 ``landscape``    the sharpness toolkit checked and applied (``book/landscape/``)
