@@ -26,7 +26,6 @@ The three scales:
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from collections.abc import Iterator, Mapping
@@ -35,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hepnb.errors import ConfigError
+from hepnb.validation import check_fraction, check_int, check_positive
 
 SCALES: tuple[str, ...] = ("smoke", "book", "paper")
 DEFAULT_SCALE = "book"
@@ -80,7 +81,8 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
     },
     "data": {
         "n_events": Knob("count", 300, 10_000, 500_000,
-                         "hard events per class (H->bb, QCD, W), each showered 5 ways (paper 000: 500k jets/class)"),
+                         "hard events per class (H->bb, QCD, W), each showered 5 ways "
+                         "(Rothen et al.: 500k jets/class)"),
         "workers": Knob("count", 2, 2, 16, "generator worker processes"),
         "n_substructure": Knob("count", 300, 4_000, 50_000,
                                "jets per class and variation whose N2 is computed for the plots"),
@@ -94,36 +96,38 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
     },
     "adversarial": {
         "n_events": Knob("count", 300, 10_000, 500_000,
-                         "hard events (= jets per simulator) per class, 70% for training (paper 000, Table VII: 500k)"),
-        "epochs": Knob("count", 2, 30, 100, "training epochs per model (paper 000: a 24 h budget per model)"),
-        "seeds": Knob("count", 1, 3, 5, "independent trainings per method and simulator (paper 000: 5)"),
+                         "hard events (= jets per simulator) per class, 70% for training "
+                         "(Rothen et al., Table VII: 500k)"),
+        "epochs": Knob("count", 2, 30, 100, "training epochs per model (Rothen et al.: a 24 h budget per model)"),
+        "seeds": Knob("count", 1, 3, 5, "independent trainings per method and simulator (Rothen et al.: 5)"),
         "reduced_jets": Knob("count", 10, 100, 1_000, "jets per class whose 75x75 feature Hessian is averaged"),
         "workers": Knob("count", 2, 2, 16, "processes generating jets when the cache lacks them"),
         "path_jets": Knob("count", 256, 1_024, 20_000,
                           "test jets for the ascent paths and the weight-space Hessian"),
-        "batch_size": Knob("count", 128, 128, 128, "minibatch size (paper 000, Table VII)"),
-        "lr": Knob("positive", 1e-4, 1e-4, 1e-4, "AdamW learning rate (paper 000, Table VII)"),
+        "batch_size": Knob("count", 128, 128, 128, "minibatch size (Rothen et al., Table VII)"),
+        "lr": Knob("positive", 1e-4, 1e-4, 1e-4, "AdamW learning rate (Rothen et al., Table VII)"),
     },
     "symmetry": {
         "n_events": Knob("count", 1_000, 20_000, 200_000,
-                         "dimuon events per class (paper 001: small set 20,000 events)"),
-        "epochs": Knob("count", 2, 30, 100, "training epochs (paper 001: 100)"),
+                         "dimuon events per class (Nabat et al.: small set 20,000 events)"),
+        "epochs": Knob("count", 2, 30, 100, "training epochs (Nabat et al.: 100)"),
         "seeds": Knob("count", 1, 3, 5, "independent trainings per model"),
-        "batch_size": Knob("count", 128, 128, 128, "minibatch size (paper 001: 128)"),
+        "batch_size": Knob("count", 128, 128, 128, "minibatch size (Nabat et al.: 128)"),
     },
     "simplicity": {
         "n_jets": Knob("count", 500, 20_000, 500_000, "1 TeV jets per class"),
-        "epochs": Knob("count", 2, 30, 100, "training epochs (paper 002: 100)"),
-        "seeds": Knob("count", 1, 3, 3, "independent trainings per model (paper 002: 3)"),
-        "lr": Knob("positive", 5e-3, 5e-3, 5e-3, "Adam learning rate (paper 002: 0.005)"),
+        "epochs": Knob("count", 2, 30, 100, "training epochs (Glowacki: 100)"),
+        "seeds": Knob("count", 1, 3, 3, "independent trainings per model (Glowacki: 3)"),
+        "lr": Knob("positive", 5e-3, 5e-3, 5e-3, "Adam learning rate (Glowacki: 0.005)"),
         "seal_lambda": Knob("positive", 1.0, 1.0, 1.0, "weight of the soft Lorentz-symmetry loss term"),
     },
     "rs3l": {
-        "n_pretrain": Knob("count", 500, 20_000, 5_000_000, "hard events for contrastive pre-training (paper 004: 5M)"),
-        "n_finetune": Knob("count", 500, 20_000, 3_000_000, "labelled jets for fine-tuning (paper 004: 3M)"),
+        "n_pretrain": Knob("count", 500, 20_000, 5_000_000,
+                           "hard events for contrastive pre-training (Harris et al.: 5M)"),
+        "n_finetune": Knob("count", 500, 20_000, 3_000_000, "labelled jets for fine-tuning (Harris et al.: 3M)"),
         "pretrain_epochs": Knob("count", 1, 20, 100, "contrastive pre-training epochs"),
         "finetune_epochs": Knob("count", 1, 20, 50, "fine-tuning epochs"),
-        "temperature": Knob("positive", 0.1, 0.1, 0.1, "NT-Xent temperature (paper 004: 0.1)"),
+        "temperature": Knob("positive", 0.1, 0.1, 0.1, "NT-Xent temperature (Harris et al.: 0.1)"),
     },
 }
 
@@ -158,37 +162,18 @@ def resolve_scale(scale: str | None = None) -> str:
 
 def _check_value(name: str, kind: str, value: Any) -> Any:
     """Validate ``value`` for a knob of ``kind``; return it normalised (e.g. 1e5 -> 100000)."""
-
-    def fail(what: str) -> ConfigError:
-        return ConfigError(f"{name}={value!r} is not valid: {what}")
-
-    if kind in ("count", "seed"):
-        if isinstance(value, bool):
-            raise fail("expected an integer, got a bool")
-        if isinstance(value, float):
-            if not math.isfinite(value) or not value.is_integer():
-                raise fail("expected a whole number")
-            value = int(value)
-        if not isinstance(value, (int, np.integer)):
-            raise fail(f"expected an integer, got {type(value).__name__}")
-        value = int(value)
-        if kind == "count" and value < 1:
-            raise fail("must be at least 1")
-        if kind == "seed" and not 0 <= value <= MAX_SEED:
-            raise fail(f"seed must lie in [0, {MAX_SEED}]")
-        return value
-    if kind in ("positive", "fraction"):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise fail(f"expected a number, got {type(value).__name__}")
-        value = float(value)
-        if not math.isfinite(value) or value <= 0:
-            raise fail("must be a finite number > 0")
-        if kind == "fraction" and value > 1:
-            raise fail("must lie in (0, 1]")
-        return value
+    if kind == "count":
+        return check_int(name, value, minimum=1, error=ConfigError)
+    if kind == "seed":
+        return check_int(name, value, minimum=0, maximum=MAX_SEED, error=ConfigError)
+    if kind == "positive":
+        return check_positive(name, value, error=ConfigError)
+    if kind == "fraction":
+        return check_fraction(name, value, error=ConfigError)
     if kind == "device":
         if not isinstance(value, str):
-            raise fail("expected a device name such as 'auto', 'cpu' or 'cuda'")
+            raise ConfigError(f"{name}={value!r} is not valid: expected a device name such as 'auto', 'cpu' or "
+                              "'cuda'")
         return value.strip().lower()
     raise AssertionError(f"knob {name} has unknown kind {kind!r}")  # a registry bug, not user input
 

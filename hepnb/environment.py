@@ -10,15 +10,18 @@ PACKAGES = ("hepnb", "torch", "numpy", "pythia8mc", "fastjet", "awkward", "vecto
             "matplotlib", "jupyter-book", "papermill")
 
 
+def version(package: str, missing: str = "not installed") -> str:
+    """Installed version of one distribution, or ``missing`` where it is absent (the generated files record
+    ``"unknown"``: :mod:`hepnb.data.store`)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return missing
+
+
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     """Installed version of each distribution (``"not installed"`` where absent)."""
-    found = {}
-    for name in packages:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return {name: version(name) for name in packages}
 
 
 def machine(device: str = "cpu") -> dict[str, str]:

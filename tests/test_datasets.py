@@ -78,7 +78,7 @@ def test_splits_are_deterministic_and_depend_on_the_seed():
 
 @pytest.mark.parametrize("fractions, message", [((0.7, 0.2), "sum to 1"), ((1.2, -0.2), "> 0"),
                                                 ((0.5, float("nan"), 0.5), "> 0"), ((), "empty"),
-                                                (("a", "b"), "numbers"), (0.5, "sequence")])
+                                                (("a", "b"), "a number"), (0.5, "sequence")])
 def test_nonsense_fractions_are_rejected(fractions, message):
     with pytest.raises(ValueError, match=message):
         split_by_event(np.arange(10), fractions)

@@ -1,4 +1,5 @@
-"""The re-simulation pipeline (hepnb.generate.resim): pairing, cuts, seeds, workers, physics properties."""
+"""The re-simulation pipeline (hepnb.generate.resim, one shard; hepnb.generate.shards, many): pairing, cuts, seeds,
+workers, physics properties."""
 
 from pathlib import Path
 
@@ -8,21 +9,17 @@ import pytest
 from hepnb.data import cache, store
 from hepnb.data.features import impact_parameters
 from hepnb.generate import resim
-from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES
+from hepnb.generate.catalogue import CLASS_NAMES, VARIATION_NAMES
+from hepnb.generate.shards import generate_class
+from hepnb.physics import kinematics
 
 N_HARD = 150
 
 
-def _eta_phi(p4):
-    pt = np.hypot(p4[..., 0], p4[..., 1])
-    return np.arcsinh(p4[..., 2] / pt), np.arctan2(p4[..., 1], p4[..., 0]), pt
-
-
 def _delta_r(a, b):
-    eta_a, phi_a, _ = _eta_phi(a)
-    eta_b, phi_b, _ = _eta_phi(b)
-    dphi = (phi_a - phi_b + np.pi) % (2 * np.pi) - np.pi
-    return np.hypot(eta_a - eta_b, dphi)
+    _, eta_a, phi_a = kinematics.pt_eta_phi(a)
+    _, eta_b, phi_b = kinematics.pt_eta_phi(b)
+    return kinematics.delta_r(eta_a, phi_a, eta_b, phi_b)
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +50,19 @@ def test_every_row_is_one_hard_event_in_all_five_variations(shards):
 def test_jets_pass_the_selection_in_every_variation(shards):
     sel = resim.Selection()
     for out in shards.values():
-        eta, _, pt = _eta_phi(out["jet"])
-        mass = np.sqrt(np.maximum(out["jet"][..., 3] ** 2 - (out["jet"][..., :3] ** 2).sum(-1), 0))
+        pt, eta, _ = kinematics.pt_eta_phi(out["jet"])
+        mass = kinematics.mass(out["jet"])
         assert np.all((pt > sel.jet_pt_min) & (pt < sel.jet_pt_max))
         assert np.all(np.abs(eta) < sel.jet_eta_max)
         assert np.all(mass > sel.jet_mass_min)
-        hard_eta, _, hard_pt = _eta_phi(out["hard_p4"])
+        hard_pt, hard_eta, _ = kinematics.pt_eta_phi(out["hard_p4"])
         assert np.all(np.abs(hard_eta) < sel.hard_eta_max) and np.all(hard_pt > sel.hard_pt_min)
 
 
 def test_constituents_are_pt_ordered_padded_and_sum_to_the_jet(shards):
     for out in shards.values():
         cands, pid, n = out["cands"], out["pid"], out["n_constituents"]
-        pt = np.hypot(cands[..., 0], cands[..., 1])
+        pt = kinematics.pt(cands[..., :4])
         C = cands.shape[2]
         real = np.arange(C) < np.minimum(n, C)[..., None]
         assert np.array_equal(pid != 0, real)
@@ -106,8 +103,8 @@ def test_same_seed_same_arrays_different_seed_different():
 
 def test_worker_count_does_not_change_the_file(tmp_path: Path):
     kw = dict(n_events=25, seed=2, n_hard=50, progress=False)
-    one, info_one = resim.generate_class("qcd", workers=1, **kw)
-    two, info_two = resim.generate_class("qcd", workers=2, **kw)
+    one, info_one = generate_class("qcd", workers=1, **kw)
+    two, info_two = generate_class("qcd", workers=2, **kw)
     assert info_one["shards"] == info_two["shards"] >= 1
     for key in one:
         assert one[key].tobytes() == two[key].tobytes(), key
@@ -122,8 +119,8 @@ def test_worker_count_does_not_change_the_file(tmp_path: Path):
 
 
 def test_a_smaller_sample_is_the_start_of_a_bigger_one():
-    small, _ = resim.generate_class("hbb", 8, seed=4, n_hard=30, progress=False)
-    big, _ = resim.generate_class("hbb", 20, seed=4, n_hard=30, progress=False)
+    small, _ = generate_class("hbb", 8, seed=4, n_hard=30, progress=False)
+    big, _ = generate_class("hbb", 20, seed=4, n_hard=30, progress=False)
     for key in small:
         assert np.array_equal(small[key], big[key][:8]), key
 
@@ -143,14 +140,16 @@ def test_pruning_far_particles_does_not_change_the_matched_jets(tmp_path: Path):
 
 def test_bad_requests_are_refused():
     with pytest.raises(KeyError, match="unknown jet class"):
-        resim.simulate_shard("ttbar", 0, 0)
+        resim.simulate_shard("ttbar", 0, 0, n_hard=10)
+    with pytest.raises(KeyError, match="only the public RS3L files"):
+        resim.simulate_shard("zqq", 0, 0, n_hard=10)
     with pytest.raises(ValueError, match="n_events"):
-        resim.generate_class("hbb", 0)
+        generate_class("hbb", 0)
     with pytest.raises(ValueError, match="workers"):
-        resim.generate_class("hbb", 10, workers=0)
+        generate_class("hbb", 10, workers=0)
     with pytest.raises(ValueError, match="jet_pt_max"):
         resim.Selection(jet_pt_min=500, jet_pt_max=400)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="match_dr must be a finite number > 0"):
         resim.Selection(match_dr=-1)
     with pytest.raises(ValueError, match="n_hard"):
         resim.simulate_shard("hbb", 0, 0, n_hard=0)

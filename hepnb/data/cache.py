@@ -17,26 +17,27 @@ from typing import Any
 
 import numpy as np
 
-from hepnb.data.sample import CLASS_NAMES, JetSample
+from hepnb.data.sample import JetSample
 from hepnb.data.store import FORMAT, SCHEMA_VERSION, _json, _version, read_attrs, read_resim, write_resim
 from hepnb.errors import DataFileError
+from hepnb.generate.catalogue import CLASS_NAMES, VARIATIONS, jet_class
+from hepnb.validation import check_int
 
-__all__ = ["generation_record", "settings_hash", "cache_path", "generate_file", "load_or_generate", "load_classes"]
-
-
+__all__ = ["generation_record", "settings_hash", "cache_path", "cached_events", "generate_file", "load_or_generate",
+           "load_classes"]
 
 
 def generation_record(class_name: str, seed: int, selection: Any = None) -> dict[str, Any]:
     """Everything that determines the bytes of a generated file except its length (hashed for the cache name)."""
-    from hepnb.generate import resim
+    from hepnb.generate import resim, shards
 
-    cls = resim.jet_class(class_name)
+    cls = jet_class(class_name)
     sel = selection or resim.Selection()
     return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "pipeline_version": resim.PIPELINE_VERSION,
             "generator": f"pythia8mc {_version('pythia8mc')}", "fastjet": _version("fastjet"),
             "class_name": cls.name, "process": cls.process, "seed": int(seed), "selection": asdict(sel),
             "settings": resim.settings_record(cls, sel),
-            "shard_sizes": {"first": list(resim.SHARD_SIZES), "then": resim.SHARD_SIZE_MAX}}
+            "shard_sizes": {"first": list(shards.SHARD_SIZES), "then": shards.SHARD_SIZE_MAX}}
 
 
 def settings_hash(record: Mapping[str, Any]) -> str:
@@ -54,26 +55,37 @@ def cache_path(class_name: str, seed: int = 0, selection: Any = None, folder: st
     return base / f"resim-{class_name}-seed{int(seed)}-{digest}.h5"
 
 
+def cached_events(path: str | os.PathLike[str]) -> int:
+    """Hard events the cache file ``path`` holds: 0 if it is missing, unreadable or not a ``hepnb-resim`` file
+    (:func:`load_or_generate` then generates over it)."""
+    if not Path(path).exists():
+        return 0
+    try:
+        return int(read_attrs(path)["n_events"])
+    except (DataFileError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, seed: int = 0,
                   selection: Any = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info."""
-    from hepnb.generate import derive_seed, resim
+    from hepnb.generate import resim, shards
+    from hepnb.generate.pythia import derive_seed
 
     sel = selection or resim.Selection()
-    arrays, info = resim.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
-                                        progress=progress)
+    arrays, info = shards.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
+                                         progress=progress)
     arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
     record = generation_record(class_name, seed, sel)
-    cls = resim.jet_class(class_name)
     attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
-             "class_description": cls.description, "n_events": int(len(arrays["event_id"])),
-             "variations": [v.name for v in resim.VARIATIONS],
-             "variation_descriptions": [v.description for v in resim.VARIATIONS],
+             "class_description": jet_class(class_name).description, "n_events": int(len(arrays["event_id"])),
+             "variations": [v.name for v in VARIATIONS],
+             "variation_descriptions": [v.description for v in VARIATIONS],
              "cand_fields": list(resim.CAND_FIELDS), "cand_units": list(resim.CAND_UNITS),
              "jet_fields": ["px", "py", "pz", "E"], "jet_units": "GeV",
              "shards_used": info["shards"],
              "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
-                             for step in ("hard", *(v.name for v in resim.VARIATIONS))},
+                             for step in ("hard", *(v.name for v in VARIATIONS))},
              "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
     try:
         from hepnb.data.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
@@ -94,18 +106,11 @@ def load_or_generate(class_name: str, n_events: int, seed: int = 0, selection: A
     A smaller request is served from a bigger file: generation is sharded in a fixed order, so the first rows of a
     big sample are exactly a small sample with the same settings.
     """
-    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
-        raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
+    n_events = check_int("n_events", n_events)
     path = cache_path(class_name, seed, selection, folder)
-    if path.exists():
-        try:
-            held = int(read_attrs(path)["n_events"])
-        except (DataFileError, KeyError):
-            held = 0  # unreadable or foreign: regenerate over it
-        if held >= n_events:
-            return read_resim(path, n_rows=int(n_events))
-    generate_file(path, class_name, int(n_events), seed=seed, selection=selection, workers=workers,
-                  progress=progress)
+    if cached_events(path) >= n_events:
+        return read_resim(path, n_rows=n_events)
+    generate_file(path, class_name, n_events, seed=seed, selection=selection, workers=workers, progress=progress)
     return read_resim(path)
 
 

@@ -10,7 +10,6 @@ selected variation of that hard event, for contrastive learning on re-simulated 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hepnb.data.features import sample_features
-from hepnb.data.sample import CLASS_NAMES, JetSample, SampleError
+from hepnb.data.sample import JetSample, SampleError
+from hepnb.generate.catalogue import CLASS_NAMES
+from hepnb.validation import check_int, check_positive
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
@@ -31,14 +32,10 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
         raise ValueError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
     if not values:
         raise ValueError("fractions is empty; give one fraction per split, e.g. (0.7, 0.15, 0.15)")
-    for f in values:
-        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)):
-            raise ValueError(f"fractions must be numbers, got {fractions!r}")
-        if not math.isfinite(f) or f <= 0:
-            raise ValueError(f"every fraction must be a finite number > 0, got {fractions!r}")
+    values = tuple(check_positive(f"every fraction of {fractions!r}", f) for f in values)
     if abs(sum(values) - 1.0) > 1e-6:
         raise ValueError(f"fractions must sum to 1, got {fractions!r} (sum {sum(values):.6g})")
-    return tuple(float(f) for f in values)
+    return values
 
 
 def split_by_event(event_ids: np.ndarray, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
@@ -135,10 +132,8 @@ class JetDataset(Dataset):
     def __init__(self, sample: JetSample, rows: Any = None, variations: Any = (0,),
                  classes: Sequence[str] = ("qcd", "hbb"), max_constituents: int | None = 100, balance: bool = True,
                  paired: bool = False, seed: int = 0):
-        if max_constituents is not None and (isinstance(max_constituents, bool)
-                                             or not isinstance(max_constituents, (int, np.integer))
-                                             or max_constituents < 1):
-            raise SampleError(f"max_constituents must be an integer >= 1 or None, got {max_constituents!r}")
+        if max_constituents is not None:
+            max_constituents = check_int("max_constituents (or None for all)", max_constituents, error=SampleError)
         self.classes = _check_classes(sample, classes)
         self.variation_indices = _select_variations(sample, variations)
         self.variations = tuple(sample.variations[i] for i in self.variation_indices)
@@ -207,10 +202,8 @@ def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[f
     loader shuffles with a ``torch.Generator`` seeded by ``seed``; validation and test keep their order. The same
     sample and seed give the same batches. Explained in ``book/data/resimulation.ipynb``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+    batch_size = check_int("batch_size", batch_size)
+    num_workers = check_int("num_workers", num_workers, minimum=0)
     for key in ("rows", "seed"):
         if key in dataset_kwargs:
             raise ValueError(f"make_loaders sets {key!r} of each split itself; do not pass it")
@@ -227,8 +220,8 @@ def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[f
         dataset = JetDataset(sample, rows=rows, seed=seed, **dataset_kwargs)
         train = name == "train"
         generator = torch.Generator().manual_seed(int(seed)) if train else None
-        loaders[name] = DataLoader(dataset, batch_size=int(batch_size), shuffle=train, generator=generator,
-                                   num_workers=int(num_workers))
+        loaders[name] = DataLoader(dataset, batch_size=batch_size, shuffle=train, generator=generator,
+                                   num_workers=num_workers)
     return loaders
 
 
@@ -242,8 +235,7 @@ class TensorBatches:
 
     def __init__(self, dataset: JetDataset, variation: str | int = 0, batch_size: int = 128, shuffle: bool = False,
                  seed: int = 0):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size)
         if isinstance(variation, str):
             if variation not in dataset.variations:
                 raise SampleError(f"variation {variation!r} is not in the dataset's {dataset.variations}")
@@ -254,7 +246,7 @@ class TensorBatches:
                 raise SampleError(f"variation index {v} out of range for {dataset.n_variations} variations")
         self.variation = dataset.variations[v]
         self.tensors = {"x": dataset.x[:, v], "jet": dataset.jet[:, v], "mask": dataset.mask[:, v], "y": dataset.y}
-        self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
+        self.batch_size, self.shuffle = batch_size, bool(shuffle)
         self.generator = torch.Generator().manual_seed(int(seed))
 
     def __len__(self) -> int:

@@ -1,7 +1,7 @@
 """Network inputs from 4-vectors: the 15 constituent features and 2 jet features, in numpy or torch.
 
-Explained in ``book/data/resimulation.ipynb``. The constituent features are those of paper 000 (Table II) and
-paper 004 (Table I): kinematics relative to the jet axis, charge, track impact parameters and particle-type flags.
+Explained in ``book/data/resimulation.ipynb``. The constituent features are those of Rothen et al. (Table II) and
+Harris et al. (Table I): kinematics relative to the jet axis, charge, track impact parameters and particle-type flags.
 
 Every function takes numpy arrays *or* torch tensors (the type of ``p4`` decides) with any leading batch shape,
 ``(..., C, 4)`` for constituents and ``(..., 4)`` for jets, and returns float32. The torch path runs on any device
@@ -21,7 +21,7 @@ import numpy as np
 
 from hepnb.data.sample import JetSample
 from hepnb.errors import SampleError
-from hepnb.physics.kinematics import is_torch, ops_for, pt_eta_phi_ops, safe_log, safe_sqrt, wrap_phi
+from hepnb.physics.kinematics import delta_r, is_torch, mass, ops_for, pt_eta_phi_ops, safe_log, wrap_phi
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_pt", "log_pt_rel", "log_e", "log_e_rel", "deta", "dphi", "dr", "charge",
@@ -102,11 +102,11 @@ def impact_parameters(p4: Any, vertex: Any, charge: Any) -> tuple[Any, Any]:
     _check_shape("charge", charge, p4.shape[:-1])
     px, py, pz = p4[..., 0], p4[..., 1], p4[..., 2]
     x, y, z = vertex[..., 0], vertex[..., 1], vertex[..., 2]
-    pt2 = px * px + py * py
-    track = (pt2 > 0) & (charge != 0)
-    safe_pt2 = ops.where(track, pt2, 1.0)
-    d0 = ops.where(track, (x * py - y * px) / ops.sqrt(safe_pt2), 0.0)
-    dz = ops.where(track, z - (x * px + y * py) * pz / safe_pt2, 0.0)
+    pt = pt_eta_phi_ops(ops, p4)[0]
+    track = (pt > 0) & (charge != 0)
+    safe_pt = ops.where(track, pt, 1.0)
+    d0 = ops.where(track, (x * py - y * px) / safe_pt, 0.0)
+    dz = ops.where(track, z - (x * px + y * py) * pz / (safe_pt * safe_pt), 0.0)
     return ops.out(d0), ops.out(dz)
 
 
@@ -167,7 +167,7 @@ def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask:
     jet_log_pt, jet_log_e = safe_log(ops, jet_pt)[..., None], safe_log(ops, jet_p4[..., 3])[..., None]
     deta = eta - jet_eta[..., None]
     dphi = wrap_phi(phi - jet_phi[..., None])
-    dr = safe_sqrt(ops, deta * deta + dphi * dphi)
+    dr = delta_r(eta, phi, jet_eta[..., None], jet_phi[..., None])
     columns = [log_pt, log_pt - jet_log_pt, log_e, log_e - jet_log_e, deta, dphi, dr, ops.floats(charge),
                ops.tanh(d0), ops.tanh(dz)]
     kinematic = ops.where(mask[..., None], ops.stack(columns, axis=-1), 0.0)
@@ -177,17 +177,16 @@ def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask:
 def jet_features(jet_p4: Any) -> Any:
     """``(log pT, log m)`` of jets, shape (..., 2), float32 (numpy or torch like the input).
 
-    pT and the mass ``sqrt(E^2 - |p|^2)`` are clipped below at :data:`JET_FLOOR_GEV` (1 MeV) before the logarithm,
-    so a massless (single-particle) jet, a slightly negative ``m^2`` from rounding or an empty jet give
-    ``log(1e-3)`` instead of ``-inf``/``nan``; gradients stay finite. Explained in ``book/data/resimulation.ipynb``.
+    pT and the mass (from :mod:`hepnb.physics.kinematics`) are clipped below at :data:`JET_FLOOR_GEV` (1 MeV)
+    before the logarithm, so a massless (single-particle) jet, a slightly negative ``m^2`` from rounding or an empty
+    jet give ``log(1e-3)`` instead of ``-inf``/``nan``; gradients stay finite. Explained in
+    ``book/data/resimulation.ipynb``.
     """
     _check_p4(jet_p4, "jet_p4")
     ops = ops_for(jet_p4)
     p4 = ops.floats(jet_p4)
-    px, py, pz, e = p4[..., 0], p4[..., 1], p4[..., 2], p4[..., 3]
-    floor2 = JET_FLOOR_GEV**2
-    log_pt = 0.5 * ops.log(ops.clip_min(px * px + py * py, floor2))
-    log_m = 0.5 * ops.log(ops.clip_min(e * e - px * px - py * py - pz * pz, floor2))
+    pt, m = pt_eta_phi_ops(ops, p4)[0], mass(p4)
+    log_pt, log_m = (ops.log(ops.clip_min(x, JET_FLOOR_GEV)) for x in (pt, m))
     return ops.out(ops.stack([log_pt, log_m], axis=-1))
 
 
@@ -224,7 +223,7 @@ def rotate_eta_phi(x: Any, angle: Any) -> Any:
 
     ``x`` (B, C, 15) features in :data:`FEATURE_NAMES` order (NumPy or torch); only ``deta`` and ``dphi`` change
     (ΔR, momenta, charge, impact parameters and flags are invariant), padding stays zero. A symmetry of a jet
-    *image* that a tagger is not taught: used as the transformation g of paper 002's R(ε) in
+    *image* that a tagger is not taught: used as the transformation g of Glowacki's R(ε) in
     ``book/landscape/sharpness.ipynb``.
     """
     i, j = FEATURE_NAMES.index("deta"), FEATURE_NAMES.index("dphi")
@@ -240,7 +239,7 @@ def rotate_eta_phi(x: Any, angle: Any) -> Any:
 
 
 class EtaPhiRotation:
-    """The transformation ``g`` of paper 002's R(ε) for the sharpness page: :func:`rotate_eta_phi` by one angle per
+    """The transformation ``g`` of Glowacki's R(ε) for the sharpness page: :func:`rotate_eta_phi` by one angle per
     jet, applied to the feature tensor ``x`` or to the first entry of a model-input tuple ``(x, jet, mask)``.
     Explained in ``book/landscape/sharpness.ipynb``."""
 

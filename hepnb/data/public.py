@@ -8,8 +8,9 @@ dataset's own users' code reads it (HDF5, one file or several):
 ``jet_pflow_cands``  (N, 5, >= 11, n_cands) float, features *before* candidates, in the order of
                      :data:`CAND_FEATURES`; padding candidates are all zero (pt == 0).
 
-Axis 1 holds the five shower variations of :data:`hepnb.data.sample.VARIATION_NAMES` (nominal, new seed, FSR scale
-x1/sqrt2, FSR scale x sqrt2, Herwig 7), and row ``i`` of every variation is the same hard event. That is the
+Axis 1 holds the five shower variations of :data:`hepnb.generate.catalogue.VARIATION_NAMES` (nominal, new seed, FSR
+scale x1/sqrt2, FSR scale x sqrt2, and Herwig 7 where hepnb's own files have its stand-in), and row ``i`` of every
+variation is the same hard event. That is the
 layout of hepnb's own generated files too, so one :class:`JetSample` serves both.
 
 :func:`write_rs3l_layout` writes a :class:`JetSample` in exactly this layout (to export generated jets, and for
@@ -27,9 +28,11 @@ import numpy as np
 
 from hepnb.config import public_data_dir
 from hepnb.data.files import open_hdf5
+from hepnb.data.sample import JetSample
 from hepnb.errors import DataFileError
+from hepnb.generate.catalogue import CLASS_NAMES, VARIATION_NAMES
 from hepnb.physics import kinematics
-from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.validation import check_int
 
 # jettype in singletons[..., 0] -> (class name in CLASS_NAMES, PDG id of the initiating parton).
 RS3L_JETTYPES: dict[int, tuple[str, int]] = {
@@ -60,14 +63,6 @@ _F = {name: i for i, name in enumerate(CAND_FEATURES)}
 
 # ---------------------------------------------------------------------------------------------------------------
 # reading
-
-
-def _positive_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
@@ -140,10 +135,10 @@ def load_rs3l(path, max_rows: int | None = None, max_constituents: int = 100, st
     ``book/data/resimulation.ipynb``.
     """
     path = Path(path)
-    max_constituents = _positive_int("max_constituents", max_constituents, 1)
-    start = _positive_int("start", start, 0)
+    max_constituents = check_int("max_constituents", max_constituents)
+    start = check_int("start", start, minimum=0)
     if max_rows is not None:
-        max_rows = _positive_int("max_rows", max_rows, 1)
+        max_rows = check_int("max_rows", max_rows)
     f = open_hdf5(path, f" (put the RS3L files under {public_data_dir() / 'rs3l'}, see data/README.md)")
     try:
         with f:
@@ -164,8 +159,7 @@ def _read(singletons: h5py.Dataset, cands: h5py.Dataset, start: int, stop: int, 
 
     single = np.asarray(singletons[start:stop, :, :N_SINGLETONS_WRITTEN], dtype=np.float64)
     jettype, label, parton = _labels(single[:, 0, SINGLETON_JETTYPE], start, path)
-    jpt, jeta, jphi, jE = (single[:, :, SINGLETON_JET[k]] for k in ("pt", "eta", "phi", "energy"))
-    jet_p4 = np.stack([jpt * np.cos(jphi), jpt * np.sin(jphi), jpt * np.sinh(jeta), jE], axis=-1)
+    jet_p4 = kinematics.p4_from_pt_eta_phi(*(single[:, :, SINGLETON_JET[k]] for k in ("pt", "eta", "phi", "energy")))
 
     p4 = np.zeros((n, nvar, C, 4), np.float32)
     charge = np.zeros((n, nvar, C), np.int8)
@@ -185,10 +179,9 @@ def _read(singletons: h5py.Dataset, cands: h5py.Dataset, start: int, stop: int, 
         n_constituents[out] = (pt_all > 0).sum(axis=-1)
         order = np.argsort(-pt_all, axis=-1, kind="stable")[..., :keep]  # zeros (padding) sort after real pT
         x = np.take_along_axis(x, order[:, :, None, :], axis=-1).astype(np.float64)
-        pt, eta, phi, e = (x[:, :, _F[k], :] for k in ("pt", "eta", "phi", "e"))
-        real = pt > 0
+        real = x[:, :, _F["pt"], :] > 0
         with np.errstate(over="ignore", invalid="ignore"):
-            cand_p4 = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e], axis=-1)
+            cand_p4 = kinematics.p4_from_pt_eta_phi(*(x[:, :, _F[k], :] for k in ("pt", "eta", "phi", "e")))
         cand_p4[~real] = 0.0
         p4[out, :, :keep] = cand_p4
         mask[out, :, :keep] = real
@@ -227,13 +220,8 @@ def _jettypes(sample: JetSample) -> np.ndarray:
     parton = np.abs(sample.parton.astype(np.int64))
     for i, name in enumerate(CLASS_NAMES):
         rows = sample.label == i
-        if name == "hbb":
-            out[rows] = 4
-        elif name == "wqq":
-            out[rows] = 9
-        elif name == "zqq":
-            out[rows] = 10
-        elif name == "qcd":
+        resonance = [t for t, (cls, _) in RS3L_JETTYPES.items() if cls == name]  # H 4, W 9, Z 10 (and 11)
+        if name == "qcd":
             p = parton[rows]
             known = np.isin(p, (1, 2, 3, 4, 5, 21))
             if not known.all():
@@ -241,9 +229,10 @@ def _jettypes(sample: JetSample) -> np.ndarray:
                                  f"{int(p[~known][0])}: the RS3L layout has jet types only for quarks d u s c b "
                                  f"and gluons")
             out[rows] = np.select([p == 21, p == 5, p == 4], [8, 3, 2], default=1)
-        else:  # a class added to CLASS_NAMES without a jet type here
-            if rows.any():
-                raise ValueError(f"class {name!r} has no RS3L jet type")
+        elif resonance:
+            out[rows] = resonance[0]
+        elif rows.any():  # a class added to the catalogue without a jet type in RS3L_JETTYPES
+            raise ValueError(f"class {name!r} has no RS3L jet type")
     return out
 
 

@@ -12,15 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
 from hepnb.errors import SampleError
+# Jet classes and variation names are defined in the catalogue (generated files carry one class each, the public
+# RS3L files mix them); they are imported here too because every JetSample user needs them.
+from hepnb.generate.catalogue import CLASS_LABELS, CLASS_NAMES, VARIATION_NAMES
+from hepnb.validation import check_int
 
-# Jet classes across the book. Generated files carry one class each; the public RS3L files mix them.
-CLASS_NAMES: tuple[str, ...] = ("qcd", "hbb", "wqq", "zqq")
-CLASS_LABELS: dict[str, str] = {"qcd": "QCD (q/g)", "hbb": r"H$\to b\bar b$", "wqq": r"W$\to q\bar q'$",
-                                "zqq": r"Z$\to q\bar q$"}
-
-# Variation names of the RS3L layout (axis 1), in order; papers 000 (Table I) and 004 (Sec. II B).
-VARIATION_NAMES: tuple[str, ...] = ("nominal", "seed", "fsr_down", "fsr_up", "alt_shower")
+__all__ = ["JetSample", "SampleError", "CLASS_NAMES", "CLASS_LABELS", "VARIATION_NAMES", "ARRAY_FIELDS"]
 
 # Per-row (N, ...) and per-jet (N, V, ...) array fields; the rest are metadata.
 _ROW_FIELDS = ("label", "parton", "event_id")
@@ -125,9 +124,7 @@ class JetSample:
 
     def truncate(self, max_constituents: int) -> JetSample:
         """Keep the ``max_constituents`` hardest constituents of each jet (they are stored pT-ordered)."""
-        if max_constituents < 1:
-            raise SampleError(f"max_constituents must be >= 1, got {max_constituents}")
-        c = min(int(max_constituents), self.max_constituents)
+        c = min(check_int("max_constituents", max_constituents, error=SampleError), self.max_constituents)
         changes = {name: getattr(self, name)[:, :, :c] for name in ("p4", "charge", "pid", "d0", "dz", "mask")}
         return replace(self, **changes)
 

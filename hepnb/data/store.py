@@ -13,7 +13,7 @@ Datasets of a ``hepnb-resim`` file (one jet class per file)::
     hard_p4         (N, 4)       float64  the H/W/hard parton before the shower [GeV]
     parton          (N,)         int32    its PDG id
     event_id        (N,)         int64    shard * 2**20 + hard-event index in the shard
-    label           (N,)         int8     index into hepnb.data.sample.CLASS_NAMES
+    label           (N,)         int8     index into hepnb.generate.catalogue.CLASS_NAMES
 
 Attributes record the generator and library versions, every Pythia setting per variation, the seeds, the selection,
 field names and units; :func:`read_resim` checks them and the shapes, and raises
@@ -28,7 +28,6 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,11 @@ import h5py
 import numpy as np
 
 from hepnb.data.files import atomic_path, open_hdf5
+from hepnb.data.sample import JetSample
+from hepnb.environment import version
 from hepnb.errors import DataFileError
-from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.generate.catalogue import CLASS_NAMES, VARIATION_NAMES
+from hepnb.validation import check_int
 
 FORMAT = "hepnb-resim"
 SCHEMA_VERSION = 1
@@ -47,10 +49,8 @@ _REQUIRED_ATTRS = ("format", "schema_version", "class_name", "variations", "cand
 
 
 def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """A package's version as generated files record it (``"unknown"`` where absent: part of the cache hash)."""
+    return version(package, missing="unknown")
 
 
 def _json(value: Any) -> str:
@@ -160,11 +160,10 @@ def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSa
     with _open(path) as f:
         n, v, c = _check_shapes(path, f)
         if n_rows is not None:
-            if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
-                raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
+            n_rows = check_int("n_rows", n_rows)
             if n_rows > n:
                 raise DataFileError(f"{path}: asked for {n_rows} hard events, the file holds {n}")
-            n = int(n_rows)
+            n = n_rows
         attrs = {key: _attr(f, key) for key in f.attrs}
         try:
             data = {name: f[name][:n] for name in _DTYPES}

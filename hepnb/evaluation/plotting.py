@@ -7,6 +7,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from hepnb.generate.catalogue import VARIATION_LABELS, VARIATION_STYLES
 from hepnb.physics import kinematics
 from hepnb.physics.kinematics import wrap_phi
 
@@ -106,12 +107,6 @@ def jet_display(particles: ak.Record | ak.Array, jet: ak.Record, members: ak.Arr
     return ax
 
 
-VARIATION_STYLES = {"nominal": ("black", "-"), "seed": ("tab:grey", "--"), "fsr_down": ("tab:blue", "-"),
-                    "fsr_up": ("tab:red", "-"), "alt_shower": ("tab:green", "-")}
-VARIATION_LABELS = {"nominal": "nominal (Pythia)", "seed": "new seed", "fsr_down": r"FSR $\mu_R\times1/\sqrt{2}$",
-                    "fsr_up": r"FSR $\mu_R\times\sqrt{2}$", "alt_shower": "alt. shower (Vincia; Herwig stand-in)"}
-
-
 def variation_display(p4: np.ndarray, mask: np.ndarray, charge: np.ndarray, variations: Any, R: float = 0.8,
                       axes: Any = None, title: str | None = None) -> Any:
     """One hard event's jet in every variation, side by side: constituents in (Δη, Δφ) around the *nominal* jet
@@ -165,7 +160,7 @@ def variation_ratio_plot(values: dict[str, np.ndarray], bins: np.ndarray, xlabel
                          axes: Any = None, title: str | None = None, ratio_range: tuple[float, float] = (0.5, 1.5)
                          ) -> Any:
     """Normalised step histograms of one observable per variation, with a ratio-to-``reference`` panel below
-    (the layout of paper 004, Fig. 3). NaNs are dropped. Explained in ``book/data/resimulation.ipynb``."""
+    (the layout of Harris et al., Fig. 3). NaNs are dropped. Explained in ``book/data/resimulation.ipynb``."""
     import matplotlib.pyplot as plt
     import mplhep
 
@@ -198,3 +193,4 @@ def variation_ratio_plot(values: dict[str, np.ndarray], bins: np.ndarray, xlabel
     if title:
         main.set_title(title)
     return axes
+

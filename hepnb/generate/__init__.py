@@ -1,13 +1,28 @@
 """Event generation with Pythia 8 (the ``pythia8mc`` wheel); explained in ``book/getting_started.ipynb``.
 
+``catalogue``  the jet classes and shower variations of the book, each defined once (no Pythia import)
 ``pythia``     a quiet, seeded, validated Pythia instance and batched generation into awkward arrays
 ``processes``  the named physics processes of the book (settings lists shared by every chapter)
-``resim``      one hard scattering showered five ways, matched jets, sharded and reproducible
-               (explained in ``book/data/resimulation.ipynb``)
+``resim``      one shard: hard scatterings showered five ways, matched jets (``book/data/resimulation.ipynb``)
+``shards``     many shards in worker processes, merged into one reproducible sample
+
+The names below are loaded on first use, so ``import hepnb.generate.catalogue`` (which every file reader does) stays
+light.
 """
 
-from hepnb.generate.processes import PROCESSES, process_settings
-from hepnb.generate.pythia import GeneratorError, derive_seed, generate_events, make_pythia, visible_final_state
+from __future__ import annotations
 
-__all__ = ["PROCESSES", "GeneratorError", "derive_seed", "generate_events", "make_pythia", "process_settings",
-           "visible_final_state"]
+import importlib
+from typing import Any
+
+_EXPORTS = {"PROCESSES": "processes", "process_settings": "processes", "GeneratorError": "pythia",
+            "derive_seed": "pythia", "generate_events": "pythia", "make_pythia": "pythia",
+            "visible_final_state": "pythia"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hepnb.generate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"hepnb.generate.{_EXPORTS[name]}"), name)

@@ -15,7 +15,7 @@ COMMON_SETTINGS: tuple[str, ...] = (
 )
 
 PROCESSES: dict[str, tuple[str, ...]] = {
-    # Boosted H -> bb recoiling against Z -> nu nu: the signal jets of papers 000 and 004.
+    # Boosted H -> bb recoiling against Z -> nu nu: the signal jets of Rothen et al. and Harris et al.
     "hz_bb": (
         "HiggsSM:ffbar2HZ = on",
         "25:m0 = 125.0",
@@ -26,7 +26,8 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "PhaseSpace:pTHatMin = 400",
         "PhaseSpace:pTHatMax = 600",
     ),
-    # Z(-> nu nu) + jet: the QCD background jets of papers 000 and 004 (quark and gluon jets).
+    # Z(-> nu nu) + jet: the QCD background jets of Rothen et al. and Harris et al.
+    # (quark and gluon jets).
     "zj_qcd": (
         "WeakBosonAndParton:qqbar2gmZg = on",
         "WeakBosonAndParton:qg2gmZq = on",
@@ -36,7 +37,8 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "PhaseSpace:pTHatMin = 400",
         "PhaseSpace:pTHatMax = 600",
     ),
-    # W(-> q qbar') recoiling against Z -> nu nu: the out-of-distribution signal jets of paper 004 (Sec. III B 2).
+    # W(-> q qbar') recoiling against Z -> nu nu: the out-of-distribution signal jets of
+    # Harris et al. (Sec. III B 2).
     "wz_qq": (
         "WeakDoubleBoson:ffbar2ZW = on",
         "24:onMode = off",

@@ -14,8 +14,9 @@ import awkward as ak
 import numpy as np
 from tqdm import tqdm  # the text bar: widget bars need ipywidgets and do not render in the book
 
-from hepnb.quiet import captured_stdout_fd
 from hepnb.errors import GeneratorError
+from hepnb.quiet import captured_stdout_fd
+from hepnb.validation import check_int
 
 MAX_PYTHIA_SEED = 900_000_000  # Pythia's Random:seed: 1 .. 900 000 000 (0 means "seed from the clock")
 NEUTRINOS = (12, 14, 16)
@@ -39,11 +40,10 @@ def make_pythia(settings: Sequence[str], seed: int) -> Any:
     """
     import pythia8mc
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 1 <= seed <= MAX_PYTHIA_SEED:
-        raise GeneratorError(f"Pythia seed must be an integer in [1, {MAX_PYTHIA_SEED}] (0 would mean a clock "
-                             f"seed), got {seed!r}; derive one with hepnb.generate.derive_seed")
+    seed = check_int("Pythia seed (0 would mean a clock seed; derive one with hepnb.generate.derive_seed)", seed,
+                     minimum=1, maximum=MAX_PYTHIA_SEED, error=GeneratorError)
     pythia = pythia8mc.Pythia("", False)  # False: no banner
-    for setting in ("Print:quiet = on", "Random:setSeed = on", f"Random:seed = {int(seed)}", *settings):
+    for setting in ("Print:quiet = on", "Random:setSeed = on", f"Random:seed = {seed}", *settings):
         if not pythia.readString(setting):
             raise GeneratorError(f"Pythia rejected the setting {setting!r}")
     with captured_stdout_fd() as log:  # Vincia prints a banner at init even with Print:quiet = on
@@ -60,12 +60,10 @@ def generate_events(pythia: Any, n_events: int, batch_size: int = 1000, progress
     Events Pythia fails to generate (``None`` under ``nextBatch(..., "none")``) are dropped and replaced by
     further batches until ``n_events`` are in hand; more than 10% failures raise :class:`GeneratorError`.
     """
-    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
-        raise GeneratorError(f"n_events must be a positive integer, got {n_events!r}")
-    if batch_size < 1:
-        raise GeneratorError(f"batch_size must be positive, got {batch_size!r}")
+    n_events = check_int("n_events", n_events, error=GeneratorError)
+    batch_size = check_int("batch_size", batch_size, error=GeneratorError)
     chunks, have, tried = [], 0, 0
-    with tqdm(total=int(n_events), desc="Pythia events", unit="ev", disable=not progress, leave=False,
+    with tqdm(total=n_events, desc="Pythia events", unit="ev", disable=not progress, leave=False,
               delay=2.0) as bar:
         while have < n_events:
             n = min(batch_size, n_events - have)

@@ -1,12 +1,13 @@
-"""Re-simulation: one hard scattering, five parton showers (the RS3L recipe); explained in ``book/data/resimulation.ipynb``.
+"""Re-simulation of one shard: hard scatterings showered five ways (the RS3L recipe); explained in
+``book/data/resimulation.ipynb``.
 
-The pipeline for one *shard* (a fixed number of hard events, seeded from ``(seed, class, shard)``):
+The pipeline for one *shard* (a given number of hard events, seeded from ``(seed, class, shard)``):
 
 1. generate the hard process only (parton and hadron level off), keep events whose jet-initiating object (the H or W,
    or the hard parton recoiling against the Z) is central, and write them to a Les Houches (LHE) file;
-2. re-shower that file once per :data:`VARIATIONS` entry (``Beams:frameType = 4``), with ISR on and MPI off in every
-   variation; a batch of events comes back as awkward arrays (``nextBatch(n, "none")``: a failed event stays a
-   ``None`` in its row, so rows stay paired);
+2. re-shower that file once per :data:`~hepnb.generate.catalogue.VARIATIONS` entry (``Beams:frameType = 4``), with
+   ISR on and MPI off in every variation; a batch of events comes back as awkward arrays (``nextBatch(n, "none")``:
+   a failed event stays a ``None`` in its row, so rows stay paired);
 3. cluster anti-kT R=0.8 with FastJet, pick the jet matched (ΔR < 0.8) to the showered H/W *and both its decay
    quarks*, or to the hard parton, inside the pT/|η|/mass window; in variations 1-4 the jet must also lie within
    ΔR < 0.8 of the nominal jet, so every variation of a row is the same jet;
@@ -15,15 +16,12 @@ The pipeline for one *shard* (a fixed number of hard events, seeded from ``(seed
    cost, and row ``i`` of every variation is the same hard event;
 5. store up to 100 pT-ordered constituents per jet: 4-vector, charge, PDG id and production vertex.
 
-Shards are independent and pure (a function of their seed), so :func:`generate_class` can run them in worker
-processes and still return the same bytes for any worker count: shards are merged in index order and the result is
-cut at ``n_events``; workers only change how many spare shards are computed and thrown away.
+A shard is pure (a function of its arguments): :mod:`hepnb.generate.shards` runs many of them in worker processes
+and merges them into a sample whose bytes do not depend on the worker count.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import os
 import tempfile
 import time
@@ -34,82 +32,26 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from tqdm import tqdm
 
+from hepnb.generate.catalogue import VARIATIONS, JetClass, Variation, jet_class
 from hepnb.generate.processes import COMMON_SETTINGS, process_settings
 from hepnb.generate.pythia import GeneratorError, derive_seed, make_pythia, visible_final_state
 from hepnb.physics import kinematics
 from hepnb.physics.jets import cluster
-from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES
+from hepnb.validation import check_int, check_positive
+
+__all__ = ["PIPELINE_VERSION", "Selection", "CAND_FIELDS", "CAND_UNITS", "VARIATIONS", "JetClass", "Variation",
+           "jet_class", "hard_settings", "shower_settings", "settings_record", "simulate_shard"]
 
 # Bump when the pipeline changes what it writes for the same settings: it is part of every cache file's hash.
 PIPELINE_VERSION = 2
-# Hard events per shard: 500, 1000, 2000, 4000, then 8000 each. Small first shards keep small samples cheap; big later
-# shards spread the Pythia initialisations (6 per shard, ~0.2 s each) over many events. The schedule is fixed, so the
-# bytes of a sample depend neither on the worker count nor on how many events are asked for (a smaller sample is
-# exactly the first rows of a bigger one).
-SHARD_SIZES = (500, 1000, 2000, 4000)
-SHARD_SIZE_MAX = 8000
 PRUNE_MARGIN = 0.1  # extra (y, φ) radius kept around the target when pruning particles before clustering
 BATCH_EVENTS = 2000  # events showered per nextBatch call (memory: ~0.1-0.2 GB per batch)
 
 
-def shard_size(shard: int) -> int:
-    """Number of hard events of shard ``shard`` (see :data:`SHARD_SIZES`)."""
-    return SHARD_SIZES[shard] if shard < len(SHARD_SIZES) else SHARD_SIZE_MAX
-MAX_SHARDS = 100_000  # a class whose matching efficiency is ~0 must not loop forever
-
-
-@dataclass(frozen=True)
-class Variation:
-    """One shower configuration applied to the same hard events (``settings`` are added to the common ones)."""
-
-    name: str
-    description: str
-    settings: tuple[str, ...]
-
-
-# The RS3L variations (paper 004, Sec. II B; paper 000, Table I). TimeShower:renormMultFac multiplies mu_R^2, so
-# 0.5 and 2.0 are the papers' 1/sqrt(2) and sqrt(2) on the FSR renormalisation scale. Herwig 7 is not installable
-# here: variation 4 is Pythia's Vincia antenna shower (global, not sector) with a different Lund fragmentation
-# function, a stand-in that gives a visible, Herwig-like domain shift (more constituents) -- see the data chapter.
-VARIATIONS: tuple[Variation, ...] = (
-    Variation("nominal", "Pythia 8 simple shower, default tune", ()),
-    Variation("seed", "nominal settings, new random seed", ()),
-    Variation("fsr_down", "FSR renormalisation scale x 1/sqrt(2) (mu_R^2 x 0.5)", ("TimeShower:renormMultFac = 0.5",)),
-    Variation("fsr_up", "FSR renormalisation scale x sqrt(2) (mu_R^2 x 2)", ("TimeShower:renormMultFac = 2.0",)),
-    Variation("alt_shower", "stand-in for Herwig 7: Vincia antenna shower + Lund a=1.5, b=0.6",
-              ("PartonShowers:model = 2", "Vincia:sectorShower = off", "StringZ:aLund = 1.5",
-               "StringZ:bLund = 0.6")),
-)
-assert tuple(v.name for v in VARIATIONS) == VARIATION_NAMES
-
-
-@dataclass(frozen=True)
-class JetClass:
-    """A class of jets: the Pythia process and what the jet is matched to.
-
-    ``target_id`` is the PDG id of the decaying resonance (25 H, 24 W: the jet must contain it and both its decay
-    quarks), or ``None`` for QCD jets (matched to the hard parton that is not the Z).
-    """
-
-    name: str
-    process: str
-    target_id: int | None
-    description: str
-
-
-JET_CLASSES: dict[str, JetClass] = {
-    "hbb": JetClass("hbb", "hz_bb", 25, "H -> b bbar recoiling against Z -> nu nu"),
-    "qcd": JetClass("qcd", "zj_qcd", None, "quark or gluon jet recoiling against Z -> nu nu"),
-    "wqq": JetClass("wqq", "wz_qq", 24, "W -> q qbar' recoiling against Z -> nu nu"),
-}
-assert all(name in CLASS_NAMES for name in JET_CLASSES)
-
-
 @dataclass(frozen=True)
 class Selection:
-    """Hard-event and jet requirements (defaults: paper 004, Sec. II B, adapted as the data chapter explains).
+    """Hard-event and jet requirements (defaults: Harris et al., Sec. II B, adapted as the data chapter explains).
 
     ``hard_eta_max``   |η| of the H/W/parton in the hard process (paper: 0.1 at generation; 0.3 here, as each
                        accepted central event costs 1/P(|η|<cut) hard events: 15 at 0.1, 5 at 0.3)
@@ -136,23 +78,14 @@ class Selection:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"Selection.{name} must be a positive number, got {value!r}")
+            check_positive(f"Selection.{name}", value)
         if self.jet_pt_max <= self.jet_pt_min:
             raise ValueError(f"jet_pt_max ({self.jet_pt_max}) must exceed jet_pt_min ({self.jet_pt_min})")
-        if int(self.max_constituents) != self.max_constituents:
-            raise ValueError(f"max_constituents must be an integer, got {self.max_constituents!r}")
+        check_int("Selection.max_constituents", self.max_constituents)
 
 
 CAND_FIELDS: tuple[str, ...] = ("px", "py", "pz", "E", "vx", "vy", "vz")
 CAND_UNITS: tuple[str, ...] = ("GeV", "GeV", "GeV", "GeV", "mm", "mm", "mm")
-
-
-def jet_class(name: str) -> JetClass:
-    """The :class:`JetClass` called ``name`` (``hbb``, ``qcd`` or ``wqq``); unknown names raise ``KeyError``."""
-    if name not in JET_CLASSES:
-        raise KeyError(f"unknown jet class {name!r}; generated classes: {', '.join(JET_CLASSES)}")
-    return JET_CLASSES[name]
 
 
 def hard_settings(cls: JetClass, sel: Selection | None = None) -> list[str]:
@@ -400,11 +333,12 @@ def _jets_of_batch(events: ak.Array, particle_data: Any, cls: JetClass, sel: Sel
 # one shard
 
 
-def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int | None = None,
-                   selection: Selection | None = None) -> dict[str, Any]:
+def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int, selection: Selection | None = None
+                   ) -> dict[str, Any]:
     """Run the whole pipeline for one shard; a pure function of its arguments (worker processes call it).
 
-    ``n_hard`` hard events (default :func:`shard_size`) are generated, and the ones matched in all five showers kept.
+    ``n_hard`` hard events are generated (:func:`hepnb.generate.shards.shard_size` says how many a sample's shard
+    ``shard`` has), and the ones matched in all five showers kept.
 
     Returns the kept hard events' arrays, ``cands`` (K, V, C, 7: px, py, pz, E, vx, vy, vz), ``pid`` and
     ``charge`` (K, V, C), ``n_constituents`` (K, V), ``jet`` (K, V, 4), ``hard_p4`` (K, 4), ``parton`` (K,),
@@ -413,9 +347,7 @@ def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int | None = 
     """
     cls = jet_class(class_name)
     sel = selection or Selection()
-    n_hard = shard_size(shard) if n_hard is None else int(n_hard)
-    if not 1 <= n_hard < 2**20:
-        raise ValueError(f"n_hard must be in [1, 2**20), got {n_hard}")
+    n_hard = check_int("n_hard", n_hard, 1, 2**20 - 1)
     stats: dict[str, Any] = {"showered": {}, "seconds": {}, "passed": {}}
     with tempfile.TemporaryDirectory(prefix="hepnb-lhe-") as tmp:
         lhe = Path(tmp) / f"{class_name}-{shard}.lhe"
@@ -463,103 +395,3 @@ def simulate_shard(class_name: str, seed: int, shard: int, n_hard: int | None = 
     out["event_id"] = (np.int64(shard) << 20) + alive.astype(np.int64)
     out["stats"] = stats
     return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# many shards, in parallel, byte-reproducible
-
-
-def _size(shard: int, n_hard: int | None) -> int:
-    return shard_size(shard) if n_hard is None else int(n_hard)
-
-
-def _merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
-    keys = [k for k in shards[0] if k != "stats"]
-    merged = {k: np.concatenate([s[k] for s in shards])[:n_events] for k in keys}
-    return merged
-
-
-def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Selection | None = None,
-                   workers: int = 1, n_hard: int | None = None, progress: bool = True
-                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """``n_events`` hard events of one class, each with its matched jet in every variation.
-
-    Shards ``0, 1, 2, ...`` are seeded from ``(seed, class, shard)`` and merged in index order, so the arrays are
-    identical for any ``workers`` (worker processes, started with *spawn* so a notebook kernel's threads are not
-    forked). Returns the arrays (see :func:`simulate_shard`) and run statistics (shards used, events showered and
-    seconds per step summed over the used shards, wall time).
-    """
-    cls = jet_class(class_name)
-    sel = selection or Selection()
-    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
-        raise ValueError(f"n_events must be a positive integer, got {n_events!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    t0 = time.perf_counter()
-    results: dict[int, dict[str, Any]] = {}
-    have = 0  # kept events in the contiguous run of finished shards 0..needed_prefix-1
-    next_shard = needed_prefix = 0
-
-    def prefix_total() -> tuple[int, int]:
-        """Kept events in the shortest run of finished shards 0..k-1 that reaches n_events (or all of them)."""
-        total, k = 0, 0
-        while k in results and total < n_events:
-            total += len(results[k]["event_id"])
-            k += 1
-        return total, k
-
-    bar = tqdm(total=int(n_events), desc=f"{cls.name} hard events", unit="ev", disable=not progress, delay=2.0)
-    try:
-        if workers == 1:
-            while have < n_events:
-                if next_shard >= MAX_SHARDS:
-                    raise GeneratorError(f"{cls.name}: {MAX_SHARDS} shards gave only {have} events")
-                results[next_shard] = simulate_shard(cls.name, seed, next_shard, n_hard, sel)
-                next_shard += 1
-                new, needed_prefix = prefix_total()
-                bar.update(min(new, n_events) - min(have, n_events))
-                have = new
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-            running: dict[cf.Future[dict[str, Any]], int] = {}
-            try:
-                while have < n_events:
-                    # Keep the workers busy, but stop submitting once the shards in flight are expected to cover
-                    # what is missing (kept fraction measured on the finished shards). Extra shards only cost time.
-                    tried = sum(_size(k, n_hard) for k in results)
-                    rate = sum(len(r["event_id"]) for r in results.values()) / tried if tried else None
-                    while len(running) < workers and next_shard < MAX_SHARDS:
-                        in_flight = sum(_size(k, n_hard) for k in running.values())
-                        if rate is not None and have + rate * in_flight >= 1.2 * n_events:
-                            break
-                        running[pool.submit(simulate_shard, cls.name, seed, next_shard, n_hard, sel)] = next_shard
-                        next_shard += 1
-                    if not running:
-                        raise GeneratorError(f"{cls.name}: {MAX_SHARDS} shards gave only {have} events")
-                    done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                    for future in done:
-                        results[running.pop(future)] = future.result()
-                    new, needed_prefix = prefix_total()
-                    bar.update(min(new, n_events) - min(have, n_events))
-                    have = new
-            finally:
-                # shards still running are not needed (or generation failed): stop them rather than wait
-                for future in running:
-                    future.cancel()
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    if running:
-                        process.terminate()
-                pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        bar.close()
-    used = [results[k] for k in range(needed_prefix)]
-    arrays = _merge(used, int(n_events))
-    info: dict[str, Any] = {"shards": needed_prefix, "wall_seconds": time.perf_counter() - t0, "workers": workers,
-                            "hard_tried": sum(s["stats"]["hard_tried"] for s in used),
-                            "showered": {}, "passed": {}, "seconds": {}}
-    for key in ("showered", "passed", "seconds"):
-        for s in used:
-            for name, value in s["stats"][key].items():
-                info[key][name] = info[key].get(name, 0) + value
-    return arrays, info

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ops_for", "is_torch", "safe_sqrt", "safe_log", "pt_eta_phi_ops", "pt", "eta", "phi",
-           "pt_eta_phi", "rapidity", "mass", "wrap_phi", "delta_r"]
+           "pt_eta_phi", "p4_from_pt_eta_phi", "rapidity", "mass", "wrap_phi", "delta_r"]
 
 
 class _NumpyOps:
@@ -169,6 +169,13 @@ def eta(p4: Any) -> Any:
 def phi(p4: Any) -> Any:
     """Azimuth in ``(-pi, pi]`` of 4-vectors ``(..., 4)`` (0 where pT = 0)."""
     return pt_eta_phi(p4)[2]
+
+
+def p4_from_pt_eta_phi(pt: Any, eta: Any, phi: Any, energy: Any) -> np.ndarray:
+    """4-vectors ``(..., 4)`` = ``(pT cos phi, pT sin phi, pT sinh eta, E)`` from arrays of equal shape (NumPy,
+    float64): the inverse of :func:`pt_eta_phi`, for files that store pT, eta, phi and energy (the RS3L layout)."""
+    pt, eta, phi = (np.asarray(x, dtype=np.float64) for x in (pt, eta, phi))
+    return np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.asarray(energy, np.float64)], axis=-1)
 
 
 def rapidity(p4: Any) -> Any:

@@ -1,0 +1,154 @@
+"""Many shards of re-simulated jets, in worker processes, merged into one byte-reproducible sample; explained in
+``book/data/resimulation.ipynb``.
+
+:func:`hepnb.generate.resim.simulate_shard` makes one shard; this module decides how many hard events each shard has
+(:func:`shard_size`), runs shards ``0, 1, 2, ...`` until enough hard events survive, and merges them in index order.
+Shards are pure (a function of their seed), so the result is the same bytes for any worker count: shards are merged
+in index order and the result is cut at ``n_events``; workers only change how many spare shards are computed and
+thrown away.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from hepnb.generate.catalogue import jet_class
+from hepnb.generate.pythia import GeneratorError
+from hepnb.generate.resim import Selection, simulate_shard
+from hepnb.validation import check_int
+
+__all__ = ["SHARD_SIZES", "SHARD_SIZE_MAX", "MAX_SHARDS", "shard_size", "generate_class"]
+
+# Hard events per shard: 500, 1000, 2000, 4000, then 8000 each. Small first shards keep small samples cheap; big later
+# shards spread the Pythia initialisations (6 per shard, ~0.2 s each) over many events. The schedule is fixed, so the
+# bytes of a sample depend neither on the worker count nor on how many events are asked for (a smaller sample is
+# exactly the first rows of a bigger one). It is part of every cache file's hash (hepnb.data.cache).
+SHARD_SIZES = (500, 1000, 2000, 4000)
+SHARD_SIZE_MAX = 8000
+MAX_SHARDS = 100_000  # a class whose matching efficiency is ~0 must not loop forever
+
+
+def shard_size(shard: int) -> int:
+    """Number of hard events of shard ``shard`` (see :data:`SHARD_SIZES`)."""
+    return SHARD_SIZES[shard] if shard < len(SHARD_SIZES) else SHARD_SIZE_MAX
+
+
+def _size(shard: int, n_hard: int | None) -> int:
+    return shard_size(shard) if n_hard is None else int(n_hard)
+
+
+def _merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
+    """Concatenate the shards' arrays in the given order and keep the first ``n_events`` rows."""
+    keys = [k for k in shards[0] if k != "stats"]
+    return {k: np.concatenate([s[k] for s in shards])[:n_events] for k in keys}
+
+
+def _run_info(used: Sequence[dict[str, Any]], seconds: float, workers: int) -> dict[str, Any]:
+    """Run statistics of the shards used: shards, hard events tried; events showered, passed and seconds per step."""
+    info: dict[str, Any] = {"shards": len(used), "wall_seconds": seconds, "workers": workers,
+                            "hard_tried": sum(s["stats"]["hard_tried"] for s in used),
+                            "showered": {}, "passed": {}, "seconds": {}}
+    for key in ("showered", "passed", "seconds"):
+        for s in used:
+            for name, value in s["stats"][key].items():
+                info[key][name] = info[key].get(name, 0) + value
+    return info
+
+
+class _Prefix:
+    """Finished shards by index, and the kept events of the shortest run ``0..k-1`` of them reaching ``n_events``."""
+
+    def __init__(self, n_events: int, bar: Any):
+        self.n_events, self.bar = n_events, bar
+        self.results: dict[int, dict[str, Any]] = {}
+        self.have = self.length = 0
+
+    def add(self, shard: int, result: dict[str, Any]) -> None:
+        self.results[shard] = result
+        total, k = 0, 0
+        while k in self.results and total < self.n_events:
+            total += len(self.results[k]["event_id"])
+            k += 1
+        self.bar.update(min(total, self.n_events) - min(self.have, self.n_events))
+        self.have, self.length = total, k
+
+    @property
+    def done(self) -> bool:
+        return self.have >= self.n_events
+
+    def used(self) -> list[dict[str, Any]]:
+        return [self.results[k] for k in range(self.length)]
+
+
+def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Selection | None = None,
+                   workers: int = 1, n_hard: int | None = None, progress: bool = True
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``n_events`` hard events of one class, each with its matched jet in every variation.
+
+    Shards ``0, 1, 2, ...`` (``n_hard`` hard events each, default :func:`shard_size`) are seeded from
+    ``(seed, class, shard)`` and merged in index order, so the arrays are identical for any ``workers`` (worker
+    processes, started with *spawn* so a notebook kernel's threads are not forked). Returns the arrays (see
+    :func:`hepnb.generate.resim.simulate_shard`) and run statistics (shards used, events showered and seconds per
+    step summed over the used shards, wall time).
+    """
+    cls = jet_class(class_name)
+    sel = selection or Selection()
+    n_events = check_int("n_events", n_events)
+    workers = check_int("workers", workers)
+    t0 = time.perf_counter()
+    bar = tqdm(total=n_events, desc=f"{cls.name} hard events", unit="ev", disable=not progress, delay=2.0)
+    prefix = _Prefix(n_events, bar)
+    try:
+        if workers == 1:
+            for shard in range(MAX_SHARDS):
+                if prefix.done:
+                    break
+                prefix.add(shard, simulate_shard(cls.name, seed, shard, _size(shard, n_hard), sel))
+        else:
+            _run_pool(cls.name, seed, sel, workers, n_hard, prefix)
+    finally:
+        bar.close()
+    if not prefix.done:
+        raise GeneratorError(f"{cls.name}: {MAX_SHARDS} shards gave only {prefix.have} events")
+    used = prefix.used()
+    return _merge(used, n_events), _run_info(used, time.perf_counter() - t0, workers)
+
+
+def _run_pool(class_name: str, seed: int, sel: Selection, workers: int, n_hard: int | None, prefix: _Prefix) -> None:
+    """Run shards in ``workers`` spawned processes until ``prefix`` is done (or :data:`MAX_SHARDS` are spent)."""
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    running: dict[cf.Future[dict[str, Any]], int] = {}
+    next_shard = 0
+    try:
+        while not prefix.done:
+            # Keep the workers busy, but stop submitting once the shards in flight are expected to cover what is
+            # missing (kept fraction measured on the finished shards). Extra shards only cost time.
+            tried = sum(_size(k, n_hard) for k in prefix.results)
+            rate = sum(len(r["event_id"]) for r in prefix.results.values()) / tried if tried else None
+            while len(running) < workers and next_shard < MAX_SHARDS:
+                in_flight = sum(_size(k, n_hard) for k in running.values())
+                if rate is not None and prefix.have + rate * in_flight >= 1.2 * prefix.n_events:
+                    break
+                future = pool.submit(simulate_shard, class_name, seed, next_shard, _size(next_shard, n_hard), sel)
+                running[future] = next_shard
+                next_shard += 1
+            if not running:
+                return  # MAX_SHARDS spent: the caller reports it
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                prefix.add(running.pop(future), future.result())
+    finally:
+        # shards still running are not needed (or generation failed): stop them rather than wait
+        for future in running:
+            future.cancel()
+        for process in list(getattr(pool, "_processes", {}).values()):
+            if running:
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
