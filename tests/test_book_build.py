@@ -31,6 +31,10 @@ Inline $E^2 = p^2 + m^2$ and a display:
 $$
 \\Delta R = \\sqrt{\\Delta y^2 + \\Delta\\phi^2}
 $$
+
+Near a minimum the loss is quadratic,
+$$\\mathcal L(w+\\epsilon)\\approx\\mathcal L(w)+\\tfrac12\\,\\epsilon^{\\mathsf T}\\mathcal H\\,\\epsilon ,$$
+so its eigenvalues are curvatures.
 """
 
 TOC = """format: jb-book
@@ -104,6 +108,15 @@ def test_no_page_loads_anything_from_the_network(html: Path) -> None:
         for m in CSS_REMOTE.finditer(css.read_text(errors="replace"))
     ]
     assert remote == [], "pages fetch from the internet:\n" + "\n".join(remote)
+
+
+def test_math_is_marked_up_for_mathjax(html: Path) -> None:
+    text = (html / "book" / "intro.html").read_text()
+    inline = re.findall(r'<span class="math notranslate nohighlight">', text)
+    display = re.findall(r'<div class="math notranslate nohighlight">', text)
+    # the $$...$$ inside a paragraph is display math too (myst_dmath_double_inline), not stray dollars
+    assert (len(inline), len(display)) == (1, 2)
+    assert "$" not in re.sub(r"<script.*?</script>", "", text, flags=re.S)
 
 
 def test_mathjax_is_served_from_the_build(html: Path) -> None:
