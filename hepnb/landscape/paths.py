@@ -97,7 +97,7 @@ def loss_profile(space: LossSpace, direction, eps: np.ndarray) -> np.ndarray:
 def output_ratio(model: nn.Module, x: Tensor | tuple[Tensor, ...], transform: Callable, direction,
                  eps: np.ndarray, space: ParameterSpace,
                  prob: Callable[[Tensor], Tensor] = torch.sigmoid) -> np.ndarray:
-    """Paper 002 eq. 6: the batch mean of ``f(x) / f(g x)`` with weights ``theta + eps * v``, for every ``eps``.
+    """Glowacki, eq. 6: the batch mean of ``f(x) / f(g x)`` with weights ``theta + eps * v``, for every ``eps``.
 
     Explained in ``book/landscape/sharpness.ipynb``. ``f`` is ``prob`` of the model output -- the sigmoid of a single
     logit by default, one value per sample (pass another ``prob`` for other heads). ``transform`` maps the inputs
