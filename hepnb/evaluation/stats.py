@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["seed_stats", "paired_bootstrap", "verdict"]
+__all__ = ["seed_stats", "seed_difference", "paired_bootstrap", "verdict"]
 
 
 def seed_stats(values: Sequence[float]) -> tuple[float, float, float]:
@@ -21,6 +21,23 @@ def seed_stats(values: Sequence[float]) -> tuple[float, float, float]:
         raise ValueError("no values")
     std = float(v.std(ddof=1)) if v.size > 1 else float("nan")
     return float(v.mean()), std, std / np.sqrt(v.size)
+
+
+def seed_difference(a: Sequence[float], b: Sequence[float], paired: bool = True) -> tuple[float, float]:
+    """``mean(a) - mean(b)`` over seeds and its standard error.
+
+    ``paired``: ``a[k]`` and ``b[k]`` share seed ``k`` (same initial weights, same data order), so the error is the
+    standard error of the per-seed differences; else the two standard errors add in quadrature. NaN error for one
+    seed. Explained in ``book/adversarial/adversarial.ipynb``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if paired:
+        if a.shape != b.shape:
+            raise ValueError(f"paired values need one per seed on both sides; got {a.shape} and {b.shape}")
+        mean, _, err = seed_stats(a - b)
+        return mean, err
+    (ma, _, ea), (mb, _, eb) = seed_stats(a), seed_stats(b)
+    return ma - mb, float(np.hypot(ea, eb))
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, statistic: Any, n_boot: int = 300, seed: int = 0
