@@ -7,7 +7,7 @@ import pytest
 from hepnb.generate import (GeneratorError, derive_seed, generate_events, make_pythia, process_settings,
                             visible_final_state)
 from hepnb.generate.pythia import MAX_PYTHIA_SEED
-from hepnb.physics.jets import cluster
+from hepnb.physics.jets import cluster, constituent_residuals
 
 N = 40
 
@@ -92,6 +92,20 @@ def test_jets_are_pt_ordered_and_sum_their_constituents(sample):
             members = particles[i][constituents[i][j]]
             for comp in ("px", "py", "pz", "E"):
                 assert abs(ak.sum(members[comp]) - jets[i][j][comp]) < 1e-8 * max(1.0, float(jets[i][j].E))
+
+
+def test_constituent_residuals_are_rounding_and_see_a_missing_particle(sample):
+    _, particles, jets, constituents = sample
+    for i in range(5):
+        residual = constituent_residuals(particles[i], jets[i], constituents[i])
+        assert residual.shape == (len(jets[i]),)
+        assert np.all(residual < 1e-8 * np.maximum(1.0, ak.to_numpy(jets[i].E)))
+    # drop the first constituent of the hardest jet: its residual becomes that particle's largest |component|
+    dropped = constituents[0][0][0]
+    short = ak.concatenate([constituents[0][:1, 1:], constituents[0][1:]])
+    lost = max(abs(float(particles[0][dropped][k])) for k in ("px", "py", "pz", "E"))
+    assert constituent_residuals(particles[0], jets[0], short)[0] == pytest.approx(lost, rel=1e-9)
+    assert constituent_residuals(particles[0], jets[0][:0], constituents[0][:0]).shape == (0,)
 
 
 def test_hardest_jet_carries_the_higgs(sample):

@@ -7,7 +7,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepnb.generate.catalogue import VARIATION_LABELS, VARIATION_STYLES
+from hepnb.generate.catalogue import CLASS_COLOURS, CLASS_LABELS, VARIATION_LABELS, VARIATION_STYLES
 from hepnb.physics import kinematics
 from hepnb.physics.kinematics import wrap_phi
 
@@ -194,3 +194,48 @@ def variation_ratio_plot(values: dict[str, np.ndarray], bins: np.ndarray, xlabel
         main.set_title(title)
     return axes
 
+
+def observable_panels(values: Any, key: str, bins: np.ndarray, xlabel: str | None = None, logy: bool = False
+                      ) -> Any:
+    """One observable for every class side by side: :func:`variation_ratio_plot` of ``values[class][variation][key]``
+    per class (columns), titled with the class label. Explained in ``book/data/resimulation.ipynb``."""
+    import matplotlib.pyplot as plt
+
+    from hepnb.physics.observables import OBSERVABLES
+
+    classes = list(values)
+    fig, axes = plt.subplots(2, len(classes), figsize=(5 * len(classes), 5), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]})
+    for column, name in enumerate(classes):
+        variation_ratio_plot({v: obs[key] for v, obs in values[name].items()}, bins,
+                             xlabel or OBSERVABLES.get(key, key), axes=axes[:, column],
+                             title=CLASS_LABELS.get(name, name))
+        if logy:
+            axes[0, column].set_yscale("log")
+    fig.tight_layout()
+    return axes
+
+
+def feature_histograms(features: Any, variations: Any, bins: int = 40) -> Any:
+    """Every constituent feature's distribution, real constituents only: one panel per feature, one colour per class
+    (:data:`hepnb.generate.catalogue.CLASS_COLOURS`), one line style per variation.
+
+    ``features[class] = (x, mask)`` with ``x`` (N, V, C, F) in :data:`hepnb.data.features.FEATURE_NAMES` order and
+    ``variations`` the names of axis 1. Explained in ``book/data/resimulation.ipynb``."""
+    import matplotlib.pyplot as plt
+
+    from hepnb.data.features import FEATURE_LABELS, FEATURE_NAMES
+
+    fig, axes = plt.subplots(3, 5, figsize=(19, 10))
+    styles = ("-", "--", ":", "-.")
+    for k, (ax, feature) in enumerate(zip(axes.flat, FEATURE_NAMES)):
+        for name, (x, mask) in features.items():
+            for v, variation in enumerate(variations):
+                ax.hist(x[:, v][mask[:, v]][:, k], bins=bins, histtype="step", density=True,
+                        color=CLASS_COLOURS.get(name), ls=styles[v % len(styles)],
+                        label=f"{CLASS_LABELS.get(name, name)}, {VARIATION_LABELS.get(variation, variation)}")
+        ax.set_xlabel(FEATURE_LABELS[feature])
+        ax.set_yscale("log")
+    axes.flat[0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return axes

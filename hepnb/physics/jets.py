@@ -57,3 +57,17 @@ def cluster(particles: ak.Array, R: float = 0.8, ptmin: float = 20.0, algorithm:
     jets = ak.zip({k: jets[k] for k in ("px", "py", "pz", "E")}, with_name="Momentum4D")
     order = ak.argsort(jets.pt, axis=1, ascending=False)
     return jets[order], constituents[order]
+
+
+def constituent_residuals(particles: ak.Array, jets: ak.Array, constituents: ak.Array) -> np.ndarray:
+    """Per jet of one event, the largest ``|sum of its constituents - jet|`` over px, py, pz, E [GeV].
+
+    ``particles``, ``jets`` and ``constituents`` are one event's entries of :func:`cluster`'s inputs and outputs.
+    FastJet's default E-scheme adds four-momenta, so the residuals are rounding only: a check the reader can see in
+    ``book/getting_started.ipynb``.
+    """
+    if len(jets) == 0:
+        return np.zeros(0)
+    members = ak.unflatten(particles[ak.flatten(constituents)], ak.num(constituents))
+    diffs = [ak.to_numpy(ak.sum(members[k], axis=1) - jets[k]) for k in ("px", "py", "pz", "E")]
+    return np.abs(np.stack(diffs, axis=-1)).max(axis=-1)
