@@ -215,11 +215,23 @@ def test_missing_attribute(arrays, tmp_path, key):
         store.read_resim(path)
 
 
-def test_missing_dataset(good, tmp_path):
+def _edited_copy(good, tmp_path, edit):
+    """A copy of the good file, changed in place by ``edit(f)`` on the open ``h5py.File``."""
     path = tmp_path / "copy.h5"
     shutil.copyfile(good, path)
     with h5py.File(path, "a") as f:
-        del f["hard_p4"]
+        edit(f)
+    return path
+
+
+def _retype_label(f):
+    label = f["label"][:]
+    del f["label"]
+    f.create_dataset("label", data=label.astype(np.int64))
+
+
+def test_missing_dataset(good, tmp_path):
+    path = _edited_copy(good, tmp_path, lambda f: f.__delitem__("hard_p4"))
     with pytest.raises(DataFileError, match="dataset 'hard_p4' is missing"):
         store.read_resim(path)
 
@@ -234,12 +246,7 @@ def test_wrong_shape(arrays, tmp_path):
 
 
 def test_wrong_dtype(good, tmp_path):
-    path = tmp_path / "copy.h5"
-    shutil.copyfile(good, path)
-    with h5py.File(path, "a") as f:
-        label = f["label"][:]
-        del f["label"]
-        f.create_dataset("label", data=label.astype(np.int64))
+    path = _edited_copy(good, tmp_path, _retype_label)
     with pytest.raises(DataFileError, match="label has dtype int64, expected int8"):
         store.read_resim(path)
 

@@ -7,6 +7,7 @@ from hepnb import resolve
 from hepnb.data import cache, store
 from hepnb.data.public import write_rs3l_layout
 from hepnb.data.sample import JetSample
+from hepnb.evaluation.claims import CLAIM_COLUMNS
 from hepnb.evaluation.tables import Table
 from hepnb.generate.catalogue import CLASS_NAMES, VARIATION_NAMES, VARIATIONS
 from hepnb.generate.resim import Selection
@@ -126,12 +127,16 @@ def _values(rng, mult_shift, n=3000):
 def test_claims_reproduce_known_shifts_and_see_an_opposite_one():
     rng = np.random.default_rng(0)
     rows = data.claims(_values(rng, mult_shift=5.0))
-    assert [set(r) for r in rows] == [{"claim", "paper", "ours", "reproduced"}] * len(rows)
+    assert [tuple(r) for r in rows] == [CLAIM_COLUMNS] * len(rows)
     assert all("paper 00" not in r["claim"] for r in rows)
-    assert [r["reproduced"] for r in rows] == ["yes, yes", "yes", "yes", "yes", "yes", "yes"]
+    assert [r["claim"].split(":")[0] for r in rows[:2]] == ["hbb", "qcd"]  # one multiplicity row per class
+    assert [r["reproduced"] for r in rows] == ["yes"] * 7
     opposite = data.claims(_values(rng, mult_shift=-5.0))
-    assert opposite[0]["reproduced"] == "no (opposite), no (opposite)"
-    assert opposite[0]["ours"].startswith("hbb: -5.00")
+    assert [r["reproduced"] for r in opposite[:2]] == ["no (opposite)"] * 2
+    assert opposite[0]["ours"].startswith("-5.00 ±")
+    same = {name: {v: obs["nominal"] for v in obs} for name, obs in _values(rng, 0.0).items()}
+    verdicts = [r["reproduced"] for r in data.claims(same)]
+    assert verdicts[:5] == ["not significant"] * 5 and verdicts[5] == "no"  # no shift at all is not "the largest"
 
 
 def test_public_summary_without_files_says_where_it_looked(tmp_path):

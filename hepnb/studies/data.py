@@ -24,6 +24,7 @@ from hepnb.data.features import sample_features
 from hepnb.data.public import find_rs3l_files, load_rs3l
 from hepnb.data.sample import JetSample
 from hepnb.environment import version
+from hepnb.evaluation.claims import CLAIM_COLUMNS, claim
 from hepnb.evaluation.stats import paired_bootstrap, verdict
 from hepnb.evaluation.tables import Table, format_pm
 from hepnb.generate.catalogue import VARIATIONS
@@ -171,53 +172,53 @@ def feature_values(samples: Mapping[str, JetSample], classes: Sequence[str] = ("
 # the papers' statements about the showers, tested on our jets
 
 
-def _row(claim: str, paper: str, ours: str, reproduced: str) -> dict[str, str]:
-    return {"claim": claim, "paper": paper, "ours": ours, "reproduced": reproduced}
+def _row(text: str, paper: str, ours: str, reproduced: str) -> dict[str, str]:
+    """A claims-table row whose measurement is not one number ± error (the others come from :func:`claim`)."""
+    return dict(zip(CLAIM_COLUMNS, (text, paper, ours, reproduced)))
 
 
 def claims(values: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], seed: int = 0) -> list[dict[str, str]]:
-    """Rows (claim, the paper's statement, ours: our shift ± its paired-bootstrap error, verdict) for what Rothen et al.
-    (Figs. 1-2: Herwig 7 vs Pythia) and Harris et al. (Fig. 3: N2 under every variation) say the showers change.
+    """Claims-table rows (:mod:`hepnb.evaluation.claims`: claim, the paper's statement, ours, verdict) for what
+    Rothen et al. (Figs. 1-2: Herwig 7 vs Pythia) and Harris et al. (Fig. 3: N2 under every variation) say the
+    showers change.
 
-    ``values`` is :func:`observables_by_variation` of the hbb and qcd classes (wqq too, if present, for the
-    multiplicity). Differences are alternative (or FSR-varied) minus nominal on the same hard events; a verdict is
-    *yes* only beyond two standard errors (:func:`hepnb.evaluation.stats.verdict`).
+    ``values`` is :func:`observables_by_variation` of the hbb and qcd classes (more classes add multiplicity rows).
+    *Ours* is the alternative (or FSR-varied) shower minus the nominal one on the same hard events, ± its
+    paired-bootstrap standard error (:func:`hepnb.evaluation.stats.paired_bootstrap`, seeded by ``seed``); a verdict
+    is *yes* only beyond two standard errors (:func:`hepnb.evaluation.stats.verdict`).
     """
     nominal, alt = "nominal", "alt_shower"
-    classes = list(values)
 
     def shift(name: str, key: str, statistic: Any, other: str = alt) -> tuple[float, float]:
         return paired_bootstrap(values[name][nominal][key], values[name][other][key], statistic, seed=seed)
 
-    mult = {name: shift(name, "multiplicity", np.mean) for name in classes}
-    width = shift("hbb", "mass", peak_width)
-    qcd_median, qcd_iqr = shift("qcd", "mass", np.median), shift("qcd", "mass", iqr)
+    rows = [claim(f"{name}: alternative shower jets have more constituents (Rothen et al., Fig. 1)",
+                  "Herwig > Pythia", *shift(name, "multiplicity", np.mean), +1, digits=2) for name in values]
+    rows += [
+        claim("H->bb mass peak slightly less sharp: half 16-84% width in 75-175 GeV [GeV] (Rothen et al., Fig. 2)",
+              "Herwig peak broader", *shift("hbb", "mass", peak_width), +1, digits=2),
+        claim("QCD mass peaks higher: median [GeV] (Rothen et al., Fig. 2)", "Herwig higher",
+              *shift("qcd", "mass", np.median), +1, digits=2),
+        claim("QCD mass broader: interquartile range [GeV] (Rothen et al., Fig. 2)", "Herwig broader",
+              *shift("qcd", "mass", iqr), +1, digits=2),
+    ]
     n2 = values["qcd"]
     n2_ks = {v: ks_distance(n2[v]["n2"], n2[nominal]["n2"]) for v in ("seed", "fsr_down", "fsr_up", alt)}
     n2_noise = ks_noise_level(len(n2[nominal]["n2"]))
+    rows.append(_row("N2: new seed gives no shift, alternative shower the largest (Harris et al., Fig. 3, QCD)",
+                     "seed ~ nominal; Herwig largest trend",
+                     ", ".join(f"KS {v} {k:.3f}" for v, k in n2_ks.items()) + f" (noise {n2_noise:.3f})",
+                     "yes" if n2_ks["seed"] < n2_noise < n2_ks[alt] and n2_ks[alt] > max(
+                         k for v, k in n2_ks.items() if v != alt) else "no"))
     n2_down, n2_up = shift("qcd", "n2", np.nanmedian, "fsr_down"), shift("qcd", "n2", np.nanmedian, "fsr_up")
     direction = np.sign(n2_down[0]) or 1
     fsr = (verdict(*n2_down, direction), verdict(*n2_up, -direction))
-    return [
-        _row("alternative shower jets have more constituents (Rothen et al., Fig. 1)", "Herwig > Pythia",
-             "; ".join(f"{n}: {format_pm(*mult[n])}" for n in classes),
-             ", ".join(verdict(*mult[n], +1) for n in classes)),
-        _row("H->bb mass peak slightly less sharp (Rothen et al., Fig. 2)", "Herwig peak broader",
-             f"half 16-84% width in 75-175 GeV: {format_pm(*width)} GeV", verdict(*width, +1)),
-        _row("QCD mass peaks higher (Rothen et al., Fig. 2)", "Herwig higher", f"median {format_pm(*qcd_median)} GeV",
-             verdict(*qcd_median, +1)),
-        _row("QCD mass broader (Rothen et al., Fig. 2)", "Herwig broader",
-             f"interquartile range {format_pm(*qcd_iqr)} GeV", verdict(*qcd_iqr, +1)),
-        _row("N2: new seed gives no shift, alternative shower the largest (Harris et al., Fig. 3, QCD)",
-             "seed ~ nominal; Herwig largest trend",
-             ", ".join(f"KS {v} {k:.3f}" for v, k in n2_ks.items()) + f" (noise {n2_noise:.3f})",
-             "yes" if n2_ks["seed"] < n2_noise and n2_ks[alt] == max(n2_ks.values()) else "no"),
-        _row("N2: FSR up and down move it in opposite directions (Harris et al., Fig. 3)",
-             "FSR variations form a band around nominal",
-             f"median N2 (QCD) shift: FSR down {format_pm(*n2_down, digits=4)}, "
-             f"FSR up {format_pm(*n2_up, digits=4)}",
-             "yes" if fsr == ("yes", "yes") else f"down: {fsr[0]}, up opposite: {fsr[1]}"),
-    ]
+    rows.append(_row("N2: FSR up and down move it in opposite directions (Harris et al., Fig. 3)",
+                     "FSR variations form a band around nominal",
+                     f"median N2 (QCD) shift: FSR down {format_pm(*n2_down, digits=4)}, "
+                     f"FSR up {format_pm(*n2_up, digits=4)}",
+                     "yes" if fsr == ("yes", "yes") else f"down: {fsr[0]}, up opposite: {fsr[1]}"))
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
