@@ -74,7 +74,9 @@ COMMON: dict[str, Knob] = {
     "device": Knob("device", "cpu", "auto", "auto", "torch device; 'auto' picks cuda when available"),
 }
 
-# Per-chapter knobs. Chapter issues own their values; paper-scale values follow the paper named in the doc.
+# Per-chapter knobs. A chapter's key is the same word here, in book/<key>/ and in hepnb/studies/<key>.py
+# (getting_started is the conventions page, book/getting_started.ipynb). Chapter issues own their values;
+# paper-scale values follow the paper named in the doc. A chapter is added here when its notebook lands.
 CHAPTERS: dict[str, dict[str, Knob]] = {
     "getting_started": {
         "n_events": Knob("count", 50, 500, 5000, "HZ(->bb nunu) events clustered for the jet-mass spectrum"),
@@ -106,28 +108,6 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
                           "test jets for the ascent paths and the weight-space Hessian"),
         "batch_size": Knob("count", 128, 128, 128, "minibatch size (Rothen et al., Table VII)"),
         "lr": Knob("positive", 1e-4, 1e-4, 1e-4, "AdamW learning rate (Rothen et al., Table VII)"),
-    },
-    "symmetry": {
-        "n_events": Knob("count", 1_000, 20_000, 200_000,
-                         "dimuon events per class (Nabat et al.: small set 20,000 events)"),
-        "epochs": Knob("count", 2, 30, 100, "training epochs (Nabat et al.: 100)"),
-        "seeds": Knob("count", 1, 3, 5, "independent trainings per model"),
-        "batch_size": Knob("count", 128, 128, 128, "minibatch size (Nabat et al.: 128)"),
-    },
-    "simplicity": {
-        "n_jets": Knob("count", 500, 20_000, 500_000, "1 TeV jets per class"),
-        "epochs": Knob("count", 2, 30, 100, "training epochs (Glowacki: 100)"),
-        "seeds": Knob("count", 1, 3, 3, "independent trainings per model (Glowacki: 3)"),
-        "lr": Knob("positive", 5e-3, 5e-3, 5e-3, "Adam learning rate (Glowacki: 0.005)"),
-        "seal_lambda": Knob("positive", 1.0, 1.0, 1.0, "weight of the soft Lorentz-symmetry loss term"),
-    },
-    "rs3l": {
-        "n_pretrain": Knob("count", 500, 20_000, 5_000_000,
-                           "hard events for contrastive pre-training (Harris et al.: 5M)"),
-        "n_finetune": Knob("count", 500, 20_000, 3_000_000, "labelled jets for fine-tuning (Harris et al.: 3M)"),
-        "pretrain_epochs": Knob("count", 1, 20, 100, "contrastive pre-training epochs"),
-        "finetune_epochs": Knob("count", 1, 20, 50, "fine-tuning epochs"),
-        "temperature": Knob("positive", 0.1, 0.1, 0.1, "NT-Xent temperature (Harris et al.: 0.1)"),
     },
 }
 

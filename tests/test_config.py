@@ -123,10 +123,10 @@ def test_config_is_read_only():
 
 
 def test_as_dict_has_everything():
-    cfg = resolve("book", chapter="rs3l")
+    cfg = resolve("book", chapter="adversarial")
     d = cfg.as_dict()
-    assert d["scale"] == "book" and d["chapter"] == "rs3l"
-    assert set(d) == {"scale", "chapter", *COMMON, *CHAPTERS["rs3l"]}
+    assert d["scale"] == "book" and d["chapter"] == "adversarial"
+    assert set(d) == {"scale", "chapter", *COMMON, *CHAPTERS["adversarial"]}
 
 
 def test_device_auto_is_resolved():
@@ -188,14 +188,14 @@ def test_scale_table_lists_every_knob():
     listed = {(r["chapter"], r["knob"]) for r in rows}
     expected = {("(all)", k) for k in COMMON} | {(c, k) for c, t in CHAPTERS.items() for k in t}
     assert listed == expected
-    one = config.scale_table("symmetry")
-    assert [r["knob"] for r in one] == [*COMMON, *CHAPTERS["symmetry"]]
+    one = config.scale_table("landscape")
+    assert [r["knob"] for r in one] == [*COMMON, *CHAPTERS["landscape"]]
 
 
 def test_config_survives_pickle_and_copy():
     import copy
     import pickle
 
-    cfg = resolve("smoke", chapter="symmetry", epochs=4)
+    cfg = resolve("smoke", chapter="adversarial", epochs=4)
     for clone in (pickle.loads(pickle.dumps(cfg)), copy.deepcopy(cfg)):
         assert clone.as_dict() == cfg.as_dict() and clone.overridden == cfg.overridden
