@@ -30,11 +30,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from hepnb.generate.catalogue import VARIATIONS, jet_class
 from hepnb.generate.pythia import derive_seed, make_pythia
-from hepnb.generate.resim import SHARD_SIZE_MAX, VARIATIONS, hard_settings, jet_class, simulate_shard
+from hepnb.generate.resim import hard_settings, simulate_shard
+from hepnb.generate.shards import SHARD_SIZE_MAX
 
 TARGET = 0.7
-SHARD = 4  # shards >= 4 have the production size (resim.SHARD_SIZE_MAX hard events)
+SHARD = 4  # shards >= 4 have the production size (shards.SHARD_SIZE_MAX hard events)
 HARD_ONLY = ("PartonLevel:all = off", "HadronLevel:all = off")
 
 

@@ -1,9 +1,9 @@
-"""Loss-landscape toolkit against PyHessian: top Hessian eigenvalue and Hessian trace of the paper-002 transformer.
+"""Loss-landscape toolkit against PyHessian: top Hessian eigenvalue and Hessian trace of Glowacki's jet transformer.
 
 What is compared
 ----------------
-One model, one fixed batch, one process. The model is :class:`hepnb.models.JetTransformer` at the paper's size
-(d_model 256, 3 layers, 4 heads: 1,257,473 parameters), trained for a few Adam steps on the batch itself (seeded) so
+One model, one fixed batch, one process. The model is :class:`hepnb.models.JetTransformer` at the size of Glowacki's
+transformer (d_model 256, 3 layers, 4 heads: 1,257,473 parameters), trained for a few Adam steps on the batch itself (seeded) so
 that it is not at its random initialisation. The batch is random but seeded: ``--jets`` jets x 32 constituents x 15
 features, a random number of real constituents per jet (4 to 32, the rest zero padding), random binary labels,
 ``BCEWithLogitsLoss``. PyHessian calls ``model(inputs)`` with one tensor, so both tools see the same wrapper: the
@@ -33,10 +33,10 @@ constructor, gradients that hold the whole double-backward graph) and whether it
 
 Run: ``.venv/bin/python benchmarks/landscape.py [--jets 64] [--adam-steps 20] [--rel-error 0.02] [--seed 0]``
 after ``pip install -r benchmarks/requirements.txt`` (PyHessian is a benchmark-only dependency). The batch is 64 jets,
-not 256: one Hessian-vector product of the paper-size model costs ~0.3 s at 64 jets and ~1.7 s at 256 on the 2-core
+not 256: one Hessian-vector product of the Glowacki-size model costs ~0.3 s at 64 jets and ~1.7 s at 256 on the 2-core
 development machine, and the trace needs hundreds of probes for 2% (the Rademacher variance of this Hessian is large:
 a single probe scatters by 50-150% of the trace), so the run takes several minutes even so; ``--rel-error 0.05`` is
-~6x quicker. The model keeps the paper's size whatever ``--jets``. It always
+~6x quicker. The model keeps Glowacki's size whatever ``--jets``. It always
 exits 0 (benchmarks report, they do not fail) and prints ``BELOW TARGET`` when a ratio is under 3.
 """
 
@@ -128,7 +128,9 @@ def bound_and_convergence(model: nn.Module, criterion: nn.Module, inputs: torch.
     ``power_iteration``) and Lanczos on one ``ParameterSpace`` from the same random unit vector, reporting the
     Rayleigh quotient's and the top Ritz value's relative error after each product.
     """
-    from hepnb.landscape import ParameterSpace, _generator, _lanczos_steps, _random_unit, _ritz
+    from hepnb.landscape import ParameterSpace
+    from hepnb.landscape.spaces import _generator
+    from hepnb.landscape.spectra import _lanczos_steps, _random_unit, _ritz
 
     space = ParameterSpace(model, criterion, (inputs, targets))
     t0 = time.perf_counter()
@@ -157,7 +159,7 @@ def bound_and_convergence(model: nn.Module, criterion: nn.Module, inputs: torch.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jets", type=int, default=64, help="jets in the fixed batch (paper-size model regardless)")
+    parser.add_argument("--jets", type=int, default=64, help="jets in the fixed batch (Glowacki-size model regardless)")
     parser.add_argument("--adam-steps", type=int, default=20, help="Adam steps on the batch before measuring")
     parser.add_argument("--rel-error", type=float, default=0.02, help="trace: target relative standard error")
     parser.add_argument("--max-probes", type=int, default=1500, help="trace: cap on PyHessian's samples")
