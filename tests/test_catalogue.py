@@ -8,8 +8,18 @@ import sys
 import pytest
 
 from hepnb.generate import catalogue
-from hepnb.generate.catalogue import (CLASS_COLOURS, CLASS_LABELS, CLASS_NAMES, GENERATED_CLASSES, JET_CLASSES,
-                                      VARIATION_LABELS, VARIATION_NAMES, VARIATION_STYLES, VARIATIONS, jet_class)
+from hepnb.generate.catalogue import (
+    CLASS_COLOURS,
+    CLASS_LABELS,
+    CLASS_NAMES,
+    GENERATED_CLASSES,
+    JET_CLASSES,
+    VARIATION_LABELS,
+    VARIATION_NAMES,
+    VARIATION_STYLES,
+    VARIATIONS,
+    jet_class,
+)
 from hepnb.generate.processes import PROCESSES
 
 

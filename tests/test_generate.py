@@ -4,8 +4,14 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepnb.generate import (GeneratorError, derive_seed, generate_events, make_pythia, process_settings,
-                            visible_final_state)
+from hepnb.generate import (
+    GeneratorError,
+    derive_seed,
+    generate_events,
+    make_pythia,
+    process_settings,
+    visible_final_state,
+)
 from hepnb.generate.pythia import MAX_PYTHIA_SEED
 from hepnb.physics.jets import cluster, constituent_residuals
 

@@ -5,7 +5,6 @@ module shadows the standard library."""
 import ast
 import re
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -3,11 +3,19 @@
 import numpy as np
 import pytest
 
+from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
 from hepnb.evaluation.stats import paired_bootstrap, verdict
 from hepnb.physics.kinematics import mass as jet_mass
 from hepnb.physics.kinematics import pt as jet_pt
-from hepnb.physics.observables import DISPLACED_D0_MM, iqr, ks_distance, ks_noise_level, observables, peak_width, shift_table
-from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.physics.observables import (
+    DISPLACED_D0_MM,
+    iqr,
+    ks_distance,
+    ks_noise_level,
+    observables,
+    peak_width,
+    shift_table,
+)
 
 
 def test_jet_mass_and_pt_of_known_vectors():

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hepnb.errors import DataFileError
 from hepnb.data.public import CAND_FEATURES, RS3L_JETTYPES, find_rs3l_files, load_rs3l, write_rs3l_layout
 from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
+from hepnb.errors import DataFileError
 
 N, V, C = 20, len(VARIATION_NAMES), 12
 F = {name: i for i, name in enumerate(CAND_FEATURES)}

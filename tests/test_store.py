@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from hepnb.data import cache, files, store
-from hepnb.errors import DataFileError
 from hepnb.data.features import impact_parameters
+from hepnb.data.public import write_rs3l_layout
+from hepnb.errors import DataFileError
 from hepnb.generate import resim, shards
 from hepnb.generate.catalogue import CLASS_NAMES, VARIATION_NAMES
-from hepnb.data.public import write_rs3l_layout
 from hepnb.physics import kinematics
 
 N, V, C = 9, len(VARIATION_NAMES), 12

@@ -4,13 +4,13 @@ the chapter's tables computed from a grid of results."""
 import numpy as np
 import pytest
 import torch
+from test_datasets import make_sample  # tests/ is on sys.path (rootdir conftest, no __init__)
 
 from hepnb.data.sample import CLASS_NAMES
 from hepnb.evaluation.stats import seed_stats
 from hepnb.studies import adversarial as study
 from hepnb.training.adversarial import METHODS
 from hepnb.training.checkpoints import checkpoint_path
-from test_datasets import make_sample  # tests/ is on sys.path (rootdir conftest, no __init__)
 
 SIMS = ("nominal", "alt_shower")
 

@@ -1,7 +1,6 @@
 """hepnb.studies.data (the data chapter's heavy lifting) on small synthetic samples with known answers."""
 
 import numpy as np
-import pytest
 
 from hepnb import resolve
 from hepnb.data import cache, store

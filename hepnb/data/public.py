@@ -253,12 +253,12 @@ def _layout_arrays(sample: JetSample) -> tuple[np.ndarray, np.ndarray]:
     p4 = sample.p4.astype(np.float64)
     pt, eta, phi = kinematics.pt_eta_phi(p4)
     e = p4[..., 3]
-    dphi = kinematics.wrap_phi(phi - jphi[..., None])
     with np.errstate(divide="ignore", invalid="ignore"):
         relpt = np.where(jpt[..., None] > 0, pt / jpt[..., None], 0.0)
         rele = np.where(jet[..., 3:4] != 0, e / jet[..., 3:4], 0.0)
-    feats = {"pt": pt, "relpt": relpt, "eta": eta, "phi": phi, "dr": kinematics.delta_r(eta, phi, jeta[..., None], jphi[..., None]),
-             "e": e, "rele": rele, "charge": sample.charge, "pdgid": sample.pid, "d0": sample.d0, "dz": sample.dz}
+    dr = kinematics.delta_r(eta, phi, jeta[..., None], jphi[..., None])
+    feats = {"pt": pt, "relpt": relpt, "eta": eta, "phi": phi, "dr": dr, "e": e, "rele": rele,
+             "charge": sample.charge, "pdgid": sample.pid, "d0": sample.d0, "dz": sample.dz}
     cands = np.stack([np.asarray(feats[k], np.float64) for k in CAND_FEATURES], axis=2)  # (N, V, 11, C)
     cands = np.where(sample.mask[:, :, None, :], cands, 0.0).astype(np.float32)
     return singletons, cands

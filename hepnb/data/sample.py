@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hepnb.errors import SampleError
+
 # Jet classes and variation names are defined in the catalogue (generated files carry one class each, the public
 # RS3L files mix them); they are imported here too because every JetSample user needs them.
 from hepnb.generate.catalogue import CLASS_LABELS, CLASS_NAMES, VARIATION_NAMES

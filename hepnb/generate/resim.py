@@ -219,7 +219,7 @@ def _targets(events: ak.Array, cls: JetClass) -> tuple[np.ndarray, np.ndarray | 
     d1 = ak.to_numpy(ak.flatten(prt.daughter1))
     d2 = ak.to_numpy(ak.flatten(prt.daughter2))
     px, py, pz, e = (ak.to_numpy(ak.flatten(prt.p[c])) for c in ("px", "py", "pz", "e"))
-    id5, id6 = pid[offsets[:-1] + 5], pid[offsets[:-1] + 6]
+    id5 = pid[offsets[:-1] + 5]
     if cls.target_id is None:
         first = ~np.isin(id5, (22, 23))
     else:
@@ -290,8 +290,9 @@ def _jets_of_batch(events: ak.Array, particle_data: Any, cls: JetClass, sel: Sel
     target, products = _targets(good, cls)
     particles = visible_final_state(good, particle_data)
     # Only particles near the target are clustered. A jet within match_dr of the target (in η; its rapidity differs by
-    # < PRUNE_MARGIN for these jets) holds particles within about match_dr + R of it in (y, φ), and anti-kT lets a particle affect that jet only through a neighbouring jet overlapping it
-    # (axes < 2R apart); beyond match_dr + 2R that takes a chain of overlapping jets. tests/test_resim.py checks that
+    # < PRUNE_MARGIN for these jets) holds particles within about match_dr + R of it in (y, φ), and anti-kT lets a
+    # particle affect that jet only through a neighbouring jet overlapping it (axes < 2R apart); beyond match_dr + 2R
+    # that takes a chain of overlapping jets. tests/test_resim.py checks that
     # pruned and unpruned clustering give identical jets, passed flags and arrays in every variation.
     if prune:  # FastJet measures distances in rapidity y, not pseudorapidity (they differ for soft massive hadrons)
         distance = _delta_r(particles.rapidity, particles.phi, target[:, [2, 1]])
