@@ -1,5 +1,6 @@
-"""The training core: one fit for any task. A multi-class task on non-jet inputs and a contrastive task on paired
-views with no labels train without touching the loop; NT-Xent equals its definition."""
+"""The training core: one fit for any task. A multi-class task on non-jet inputs, a contrastive task on paired views
+with no labels, a soft invariance penalty and distillation to a teacher all train without touching the loop; NT-Xent
+and the penalty equal their definitions."""
 
 import math
 
@@ -9,7 +10,8 @@ import torch
 from torch import nn
 
 from hepnb.training.loop import History, Strategy, evaluate, fit, predict
-from hepnb.training.tasks import BinaryTask, ContrastiveTask, MultiClassTask, Task, nt_xent
+from hepnb.training.tasks import (BinaryTask, ContrastiveTask, DistillationTask, InvariancePenaltyTask,
+                                  MultiClassTask, Task, nt_xent)
 
 
 def _four_vector_batches(n=600, n_classes=3, seed=0):
@@ -154,3 +156,65 @@ def test_fit_refuses_nonsense():
     with pytest.raises(ValueError, match="empty"):
         fit(model, [], batches, epochs=1, task=_Quadratic(), progress=False)
     assert isinstance(History(), History)
+
+
+def _signal_in_two_features(n=512, seed=3):
+    """Binary toy data: the label sits in x[:, 0] and, more weakly, in x[:, 1]; the symmetry g flips x[:, 0]."""
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.rand(n, generator=g) < 0.5).float()
+    x = torch.randn(n, 4, generator=g)
+    x[:, 0] += 2.0 * (2 * y - 1)
+    x[:, 1] += 1.0 * (2 * y - 1)
+    batches = [{"x": x[i:i + 64], "y": y[i:i + 64]} for i in range(0, n, 64)]
+    return batches[:6], batches[6:]
+
+
+def _flip_first(batch):
+    x = batch["x"].clone()
+    x[:, 0] = -x[:, 0]
+    return {**batch, "x": x}
+
+
+def test_invariance_penalty_equals_its_definition_and_makes_the_model_invariant():
+    train, val = _signal_in_two_features()
+    base = BinaryTask(input_keys=("x",))
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))
+    batch = train[0]
+    same = InvariancePenaltyTask(base, transform=lambda b: b, weight=5.0)
+    assert torch.equal(same.loss(model, batch), base.loss(model, batch))  # g = identity: no penalty
+    task = InvariancePenaltyTask(base, transform=_flip_first, weight=5.0)
+    p, q = torch.sigmoid(model(batch["x"])), torch.sigmoid(model(_flip_first(batch)["x"]))
+    assert torch.isclose(task.loss(model, batch), base.loss(model, batch) + 5.0 * ((p - q) ** 2).mean())
+    gaps = {}
+    for name, t in (("plain", base), ("penalised", task)):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))
+        history = fit(net, train, val, epochs=30, lr=1e-2, progress=False, task=t)
+        assert history.metric == "AUC" and history.val_metric[-1] > 0.7
+        with torch.no_grad():
+            gaps[name] = float(sum(task.penalty(net, b) for b in val) / len(val))
+    assert gaps["penalised"] < 0.2 * gaps["plain"]  # the soft constraint made the model (nearly) invariant under g
+    with pytest.raises(ValueError, match="weight"):
+        InvariancePenaltyTask(base, transform=_flip_first, weight=0.0)
+
+
+def test_distillation_fits_the_teacher_logits_and_leaves_the_teacher_alone():
+    train, val = _signal_in_two_features(seed=4)
+    base = BinaryTask(input_keys=("x",))
+    torch.manual_seed(1)
+    teacher = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 1), nn.Flatten(0))
+    fit(teacher, train, val, epochs=20, lr=1e-2, progress=False, task=base)
+    teacher.train()  # the task must evaluate it in eval mode anyway, and restore its mode
+    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
+    task = DistillationTask(base, teacher)
+    torch.manual_seed(2)
+    student = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1), nn.Flatten(0))
+    before = evaluate(student, val, task)[0]
+    history = fit(student, train, val, epochs=40, lr=1e-2, progress=False, task=task)
+    assert history.val_loss[history.best_epoch] < 0.1 * before  # the student reproduces the teacher's logits
+    assert teacher.training and all(torch.equal(v, frozen[k]) for k, v in teacher.state_dict().items())
+    scores, labels = predict(student, val, task=task)
+    teacher_scores, _ = predict(teacher, val, task=base)
+    assert abs(task.metric(scores, labels) - base.metric(teacher_scores, labels)) < 0.03  # scored like the teacher
+    with pytest.raises(ValueError, match="teacher"):
+        DistillationTask(base, teacher="not a model")

@@ -9,7 +9,11 @@ something new brings a new task and leaves the loop alone:
 * :class:`MultiClassTask`: one logit per class, cross-entropy, softmax probabilities, accuracy (Glowacki's five
   jet classes);
 * :class:`ContrastiveTask`: two views of each example and no labels, the NT-Xent loss of SimCLR (the pre-training of
-  Harris et al.).
+  Harris et al.);
+* :class:`InvariancePenaltyTask`: any supervised task plus ``weight * mean((p(x) - p(g x))^2)`` for a transformation
+  ``g`` of the batch (the soft symmetry loss of Glowacki's SEAL, with ``g`` a Lorentz boost);
+* :class:`DistillationTask`: a student fitted to a frozen teacher's logits by mean squared error (Glowacki's
+  distillation), scored like the task it imitates.
 
 Batches are dicts of tensors. A supervised task names the keys it feeds to the model (``input_keys``, called
 ``model(*inputs)``) and the key of its target, so jets ``("x", "jet", "mask")`` and dimuon 4-vectors ``("p4",)`` are
@@ -20,7 +24,7 @@ the same to the loop. Strategies that attack the inputs (:mod:`hepnb.training.ad
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +33,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from hepnb.models import mode
 from hepnb.validation import check_int, check_positive
 
 __all__ = ["Batch", "Task", "SupervisedTask", "BinaryTask", "MultiClassTask", "ContrastiveTask", "nt_xent",
-           "move"]
+           "InvariancePenaltyTask", "DistillationTask", "move"]
 
 Batch = Mapping[str, Any]
 
@@ -229,3 +234,74 @@ class ContrastiveTask(Task):
 
     def predict(self, model: nn.Module, batch: Batch) -> tuple[Tensor, None]:
         return model(*self.view(self.inputs(batch), 0)), None
+
+
+@dataclass
+class InvariancePenaltyTask(Task):
+    """``base``'s loss plus a soft invariance penalty, ``weight * mean((p(x) - p(g x))^2)``.
+
+    ``transform(batch) -> batch`` is the symmetry transformation ``g`` (for SEAL a random Lorentz boost per example
+    with the features recomputed); ``p`` is ``base.prediction`` of the model outputs (probabilities, as in the SEAL
+    authors' code), and the gradient flows through both terms. Predictions and the metric are ``base``'s on the
+    untransformed batch. A new ``g`` is drawn at every call, so the validation loss sees fresh transformations too.
+    """
+
+    base: SupervisedTask
+    transform: Callable[[Batch], Batch]
+    weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.weight = check_positive("weight", self.weight)
+        if not callable(self.transform):
+            raise ValueError("transform must be callable as transform(batch) -> transformed batch")
+        self.metric_name = self.base.metric_name
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        return self.base.inputs(batch)
+
+    def penalty(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
+        """``mean((p(x) - p(g x))^2)`` over the batch."""
+        p = self.base.prediction(model(*(self.inputs(batch) if inputs is None else inputs)))
+        q = self.base.prediction(model(*self.base.inputs(self.transform(batch))))
+        return ((p - q) ** 2).mean()
+
+    def loss(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
+        return self.base.loss(model, batch, inputs) + self.weight * self.penalty(model, batch, inputs)
+
+    def predict(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+        return self.base.predict(model, batch)
+
+    def metric(self, predictions: np.ndarray, targets: np.ndarray | None) -> float:
+        return self.base.metric(predictions, targets)
+
+
+@dataclass
+class DistillationTask(Task):
+    """Fit a student to a frozen ``teacher``: mean squared error between the student's and the teacher's logits on
+    the same inputs. The teacher runs in eval mode without gradients; predictions and the metric are ``base``'s
+    (the task the teacher was trained on), so a student is scored like its teacher."""
+
+    base: SupervisedTask
+    teacher: nn.Module
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, nn.Module):
+            raise ValueError(f"teacher must be an nn.Module, got {type(self.teacher).__name__}")
+        self.metric_name = self.base.metric_name
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        return self.base.inputs(batch)
+
+    def teacher_logits(self, inputs: tuple[Tensor, ...]) -> Tensor:
+        with torch.no_grad(), mode(self.teacher, False):
+            return self.teacher(*inputs)
+
+    def loss(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
+        inputs = self.inputs(batch) if inputs is None else inputs
+        return F.mse_loss(model(*inputs), self.teacher_logits(inputs))
+
+    def predict(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+        return self.base.predict(model, batch)
+
+    def metric(self, predictions: np.ndarray, targets: np.ndarray | None) -> float:
+        return self.base.metric(predictions, targets)
