@@ -10,8 +10,15 @@ import torch
 from torch import nn
 
 from hepnb.training.loop import History, Strategy, evaluate, fit, predict
-from hepnb.training.tasks import (BinaryTask, ContrastiveTask, DistillationTask, InvariancePenaltyTask,
-                                  MultiClassTask, Task, nt_xent)
+from hepnb.training.tasks import (
+    BinaryTask,
+    ContrastiveTask,
+    DistillationTask,
+    InvariancePenaltyTask,
+    MultiClassTask,
+    Task,
+    nt_xent,
+)
 
 
 def _four_vector_batches(n=600, n_classes=3, seed=0):
