@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hepnb.data.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
 from hepnb.data.sample import JetSample
 from hepnb.data.store import FORMAT, SCHEMA_VERSION, _json, _version, read_attrs, read_resim, write_resim
 from hepnb.errors import DataFileError
@@ -87,13 +88,9 @@ def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, 
              "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
                              for step in ("hard", *(v.name for v in VARIATIONS))},
              "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
-    try:
-        from hepnb.data.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
-        attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
-                     jet_feature_names=list(JET_FEATURE_NAMES),
-                     jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
-    except ImportError:  # pragma: no cover - features ship with hepnb
-        pass
+    attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
+                 jet_feature_names=list(JET_FEATURE_NAMES),
+                 jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
     write_resim(path, arrays, attrs)
     return info
 

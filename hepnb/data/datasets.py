@@ -193,31 +193,42 @@ class JetDataset(Dataset):
                 f"x {self.x.shape[2]} constituents; {layout}, {len(self)} items)")
 
 
-def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                 seed: int = 0, num_workers: int = 0, **dataset_kwargs: Any) -> dict[str, DataLoader]:
-    """``{"train", "val", "test"}`` DataLoaders over one sample, split by hard event.
+def split_datasets(sample: JetSample, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0,
+                   **dataset_kwargs: Any) -> dict[str, JetDataset]:
+    """``{"train", "val", "test"}`` :class:`JetDataset` of one sample, split by hard event.
 
     :func:`split_by_event` on ``sample.event_id`` first, then one :class:`JetDataset` per split (so ``balance``
-    acts within each split) with ``dataset_kwargs`` (``variations``, ``classes``, ``paired`` ...). The training
-    loader shuffles with a ``torch.Generator`` seeded by ``seed``; validation and test keep their order. The same
-    sample and seed give the same batches. Explained in ``book/data/resimulation.ipynb``.
+    acts within each split) with ``dataset_kwargs`` (``variations``, ``classes``, ``max_constituents``, ``paired``
+    ...) and the split's ``seed``. An empty split raises :class:`~hepnb.errors.SampleError`. Explained in
+    ``book/data/resimulation.ipynb``.
     """
-    batch_size = check_int("batch_size", batch_size)
-    num_workers = check_int("num_workers", num_workers, minimum=0)
     for key in ("rows", "seed"):
         if key in dataset_kwargs:
-            raise ValueError(f"make_loaders sets {key!r} of each split itself; do not pass it")
+            raise ValueError(f"the splits set {key!r} of each dataset themselves; do not pass it")
     fractions = _check_fractions(fractions)
     if len(fractions) != len(SPLIT_NAMES):
-        raise ValueError(f"make_loaders needs {len(SPLIT_NAMES)} fractions ({', '.join(SPLIT_NAMES)}), "
+        raise ValueError(f"a split needs {len(SPLIT_NAMES)} fractions ({', '.join(SPLIT_NAMES)}), "
                          f"got {fractions!r}")
-    splits = split_by_event(sample.event_id, fractions, seed)
-    loaders = {}
-    for name, rows in zip(SPLIT_NAMES, splits):
+    sets = {}
+    for name, rows in zip(SPLIT_NAMES, split_by_event(sample.event_id, fractions, seed)):
         if len(rows) == 0:
             raise SampleError(f"split {name!r} is empty: {len(np.unique(sample.event_id))} hard events are too few "
                               f"for fractions {fractions}")
-        dataset = JetDataset(sample, rows=rows, seed=seed, **dataset_kwargs)
+        sets[name] = JetDataset(sample, rows=rows, seed=seed, **dataset_kwargs)
+    return sets
+
+
+def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                 seed: int = 0, num_workers: int = 0, **dataset_kwargs: Any) -> dict[str, DataLoader]:
+    """``{"train", "val", "test"}`` DataLoaders over the datasets of :func:`split_datasets`.
+
+    The training loader shuffles with a ``torch.Generator`` seeded by ``seed``; validation and test keep their
+    order. The same sample and seed give the same batches. Explained in ``book/data/resimulation.ipynb``.
+    """
+    batch_size = check_int("batch_size", batch_size)
+    num_workers = check_int("num_workers", num_workers, minimum=0)
+    loaders = {}
+    for name, dataset in split_datasets(sample, fractions, seed, **dataset_kwargs).items():
         train = name == "train"
         generator = torch.Generator().manual_seed(int(seed)) if train else None
         loaders[name] = DataLoader(dataset, batch_size=batch_size, shuffle=train, generator=generator,

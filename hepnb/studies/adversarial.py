@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from hepnb import landscape
 from hepnb.data.cache import cache_path, load_classes
-from hepnb.data.datasets import JetDataset, TensorBatches, split_by_event
+from hepnb.data.datasets import JetDataset, TensorBatches, split_datasets
 from hepnb.data.features import FEATURE_NAMES
 from hepnb.data.sample import CLASS_NAMES, JetSample
 from hepnb.evaluation import metrics
@@ -152,10 +152,8 @@ def simulator_splits(sample: JetSample, simulators: Sequence[str] = SIMULATORS,
     ``sources``: names of the data files (their settings hash) for the checkpoint key, so a model is never reused
     on other data.
     """
-    rows = split_by_event(sample.event_id, fractions, seed)
-    sets = {name: JetDataset(sample, rows=r, variations=tuple(simulators), classes=("qcd", "hbb"),
-                             max_constituents=N_CONSTITUENTS, seed=seed)
-            for name, r in zip(("train", "val", "test"), rows)}
+    sets = split_datasets(sample, fractions, seed, variations=tuple(simulators), classes=("qcd", "hbb"),
+                          max_constituents=N_CONSTITUENTS)
     val = {s: TensorBatches(sets["val"], s, 1024) for s in simulators}
     test = {s: TensorBatches(sets["test"], s, 1024) for s in simulators}
     test_rows = sets["test"].rows

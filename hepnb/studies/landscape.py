@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from hepnb import landscape
-from hepnb.data.datasets import JetDataset, TensorBatches, split_by_event
+from hepnb.data.datasets import JetDataset, TensorBatches, split_datasets
 from hepnb.data.features import EtaPhiRotation
 from hepnb.data.sample import JetSample
 from hepnb.evaluation.metrics import auc
@@ -95,10 +95,8 @@ def tagger_data(samples: Sequence[JetSample], seed: int = 0, fractions: Sequence
     """H->bb and QCD jets of ``samples`` (one per class, as :func:`hepnb.data.cache.load_or_generate` gives them)
     split by hard event, balanced per split, :data:`N_CONSTITUENTS` constituents, nominal shower only."""
     sample = JetSample.concatenate(list(samples))
-    rows = split_by_event(sample.event_id, fractions, seed)
-    sets = {name: JetDataset(sample, rows=r, variations=("nominal",), classes=("qcd", "hbb"),
-                             max_constituents=N_CONSTITUENTS, seed=seed)
-            for name, r in zip(("train", "val", "test"), rows)}
+    sets = split_datasets(sample, fractions, seed, variations=("nominal",), classes=("qcd", "hbb"),
+                          max_constituents=N_CONSTITUENTS)
     key = {"sources": sorted(Path(s.source).name for s in samples), "rows": [len(s) for s in samples],
            "fractions": list(fractions), "seed": int(seed), "batch_size": int(batch_size),
            "n_constituents": N_CONSTITUENTS}
