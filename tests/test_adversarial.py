@@ -10,20 +10,9 @@ from torch import nn
 
 from hepnb.data.features import FEATURE_NAMES
 from hepnb.models.dense import DenseTagger
-from hepnb.training.adversarial import (
-    CONTINUOUS_FEATURES,
-    METHODS,
-    SAM,
-    SSAMD,
-    FeatureAttack,
-    SparseMask,
-    attack_region,
-    fgsm,
-    make_strategy,
-    pgd,
-    sam_perturbation,
-    supervised_objective,
-)
+from hepnb.training.adversarial import (CONTINUOUS_FEATURES, METHODS, SAM, SSAMD, FeatureAttack, SparseMask,
+                                       attack_region, batch_attack_region, fgsm, leading_constituents,
+                                       make_strategy, pgd, sam_perturbation, supervised_objective)
 from hepnb.training.loop import Strategy, fit, predict
 from hepnb.training.tasks import BinaryTask
 
@@ -259,3 +248,14 @@ def test_every_method_trains_a_separable_problem(method):
     assert np.mean((scores > 0.5) == labels) > 0.85
     assert len(history.epoch_seconds) == 10 and all(t > 0 for t in history.epoch_seconds)
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_the_regions_of_the_sharpness_measures():
+    """Feature-space paths move what the attacks move; the reduced Hessian spans the 5 leading constituents."""
+    inputs, y = batch(c=7)
+    assert torch.equal(batch_attack_region((inputs, y)), attack_region(inputs)[0])
+    lead = leading_constituents(inputs[0])
+    assert lead.shape == (1, 7, 15) and int(lead.sum()) == 75
+    assert lead[0, :5].all() and not lead[0, 5:].any()
+    with pytest.raises(ValueError, match="n must be"):
+        leading_constituents(inputs[0], n=0)

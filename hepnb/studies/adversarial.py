@@ -33,7 +33,6 @@ from tqdm import tqdm
 from hepnb import landscape
 from hepnb.data.cache import cache_path, load_classes
 from hepnb.data.datasets import JetDataset, TensorBatches, split_datasets
-from hepnb.data.features import FEATURE_NAMES
 from hepnb.data.sample import CLASS_NAMES, JetSample
 from hepnb.evaluation import metrics
 from hepnb.evaluation.claims import claim
@@ -41,7 +40,7 @@ from hepnb.evaluation.stats import seed_difference, seed_stats, verdict
 from hepnb.evaluation.tables import format_pm
 from hepnb.models.dense import DenseTagger
 from hepnb.physics.kinematics import mass as jet_mass
-from hepnb.training.adversarial import METHODS, attack_region, make_strategy
+from hepnb.training.adversarial import METHODS, batch_attack_region, leading_constituents, make_strategy
 from hepnb.training.checkpoints import load_or_train
 from hepnb.training.loop import fit, predict
 from hepnb.training.tasks import BinaryTask, move
@@ -281,11 +280,6 @@ def _test_tensors(splits: SimulatorSplits, simulator: str, device: str
             torch.cat([task.targets(b) for b in batches]))
 
 
-def _real_continuous(batch: tuple[tuple[torch.Tensor, ...], torch.Tensor]) -> torch.Tensor:
-    """The entries of ``x`` the feature attacks may move: continuous features of real constituents."""
-    return attack_region(batch[0])[0]
-
-
 def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced_jets: int, path_jets: int,
               steps: int = 15, step_size: float = 0.01, path_batch: int = 128, device: str = "cpu") -> Sharpness:
     """Rothen et al.'s two sharpness measures on a test set (Sec. IV, App. A), with :mod:`hepnb.landscape`.
@@ -298,9 +292,8 @@ def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced
     in feature space only the continuous features of each jet's real constituents move (the attacks' region).
     """
     loss_fn = nn.BCEWithLogitsLoss()
-    first_five = torch.zeros(1, N_CONSTITUENTS, len(FEATURE_NAMES), dtype=torch.bool)
-    first_five[:, :5] = True
     xs, y = _test_tensors(splits, simulator, device)
+    first_five = leading_constituents(xs[0])
     values = {}
     for label, name in ((1.0, "hbb"), (0.0, "qcd")):
         rows = torch.nonzero(y == label).squeeze(1)
@@ -313,7 +306,7 @@ def sharpness(model: nn.Module, splits: SimulatorSplits, simulator: str, reduced
     xs, y = tuple(t[:path_jets] for t in xs), y[:path_jets]
     batches = [(tuple(t[i:i + path_batch] for t in xs), y[i:i + path_batch]) for i in range(0, len(y), path_batch)]
     path_f, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="features", steps=steps,
-                                           step_size=step_size, select=_real_continuous)
+                                           step_size=step_size, select=batch_attack_region)
     path_w, _ = landscape.ascent_path_over(model, loss_fn, batches, kind="weights", steps=steps,
                                            step_size=step_size)
     return Sharpness(path_features=path_f, path_weights=path_w, **values)

@@ -34,7 +34,7 @@ from hepnb.data.sample import JetSample
 from hepnb.evaluation.metrics import auc
 from hepnb.evaluation.tables import format_pm
 from hepnb.models import DenseTagger, mode
-from hepnb.training.adversarial import attack_region
+from hepnb.training.adversarial import batch_attack_region, leading_constituents
 from hepnb.training.checkpoints import load_or_train
 from hepnb.training.loop import fit, predict
 from hepnb.training.tasks import BinaryTask
@@ -325,13 +325,6 @@ def sharpness(space: landscape.LossSpace, k: int = 3, deflate: int = 20, seed: i
                      rel_error)
 
 
-def _first_five(x: Tensor) -> Tensor:
-    """A ``(1, C, F)`` mask of the 5 leading constituents' features (Rothen et al., App. A: 75 inputs)."""
-    select = torch.zeros(1, *x.shape[1:], dtype=torch.bool, device=x.device)
-    select[:, :5] = True
-    return select
-
-
 def reduced_rows(model: nn.Module, batch: LandscapeBatch, reduced_jets: int) -> list[dict[str, Any]]:
     """Reduced Hessians (Rothen et al., App. A) per class: the last layer's weights on the class's mean loss, and
     each of the first ``reduced_jets`` jets' own loss in its 5 leading constituents' features (mean ± standard
@@ -345,7 +338,7 @@ def reduced_rows(model: nn.Module, batch: LandscapeBatch, reduced_jets: int) -> 
                      "dimension": head.matrix.shape[0], "largest λ": f"{head.max_eigenvalue:.4g}",
                      "largest |λ|": f"{head.max_abs_eigenvalue:.4g}"})
         few = (tuple(t[:reduced_jets] for t in own[0]), own[1][:reduced_jets])
-        per_jet = landscape.reduced_hessians_per_sample(model, LOSS, few, select=_first_five(inputs[0]))
+        per_jet = landscape.reduced_hessians_per_sample(model, LOSS, few, select=leading_constituents(inputs[0]))
         top = np.array([[h.max_eigenvalue, h.max_abs_eigenvalue] for h in per_jet])
         se = top.std(0, ddof=1) / np.sqrt(len(top)) if len(top) > 1 else np.full(2, np.nan)
         rows.append({"jets": name, "space": f"features: first 5 constituents, per jet (mean of {len(per_jet)})",
@@ -353,12 +346,6 @@ def reduced_rows(model: nn.Module, batch: LandscapeBatch, reduced_jets: int) -> 
                      "largest λ": format_pm(top[:, 0].mean(), se[0], 6, False),
                      "largest |λ|": format_pm(top[:, 1].mean(), se[1], 6, False)})
     return rows
-
-
-def _real_continuous(batch: LandscapeBatch) -> Tensor:
-    """The entries of ``x`` the ascent path in feature space moves: continuous features of real constituents (the
-    region the attacks of the adversarial chapter perturb)."""
-    return attack_region(batch[0])[0]
 
 
 @dataclass
@@ -381,7 +368,7 @@ def ascent_paths(model: nn.Module, data: TaggerData, n_jets: int, steps: int = 1
     batches = [as_landscape_batch({k: v[i:i + size] for k, v in first.items()})
                for i in range(0, len(first["y"]), size)]
     out = {}
-    for kind, select in (("weights", None), ("features", _real_continuous)):
+    for kind, select in (("weights", None), ("features", batch_attack_region)):
         mean, std = landscape.ascent_path_over(model, LOSS, batches, kind=kind, steps=steps, step_size=step_size,
                                                select=select)
         out[kind[:-1]] = AscentPath(mean, std / np.sqrt(len(batches)), len(batches), len(first["y"]))

@@ -36,7 +36,8 @@ from hepnb.training.loop import Strategy
 from hepnb.training.tasks import Batch, Task
 from hepnb.validation import check_int, check_positive
 
-__all__ = ["CONTINUOUS_FEATURES", "attack_region", "supervised_objective", "fgsm", "pgd", "FeatureAttack",
+__all__ = ["CONTINUOUS_FEATURES", "attack_region", "batch_attack_region", "leading_constituents",
+           "supervised_objective", "fgsm", "pgd", "FeatureAttack",
            "sam_perturbation",
            "SAM", "SparseMask", "SSAMD", "METHODS", "MethodSpec", "make_strategy"]
 
@@ -69,6 +70,22 @@ def _input_gradient(objective: Objective, inputs: Inputs) -> tuple[Tensor, Tenso
         loss = objective((x, jet, *inputs[2:]))
         gx, gjet = torch.autograd.grad(loss, (x, jet))
     return gx, gjet
+
+
+def batch_attack_region(batch: tuple[Inputs, Tensor]) -> Tensor:
+    """The ``x``-shaped mask of :func:`attack_region` for a ``((x, jet, mask), y)`` batch (the form of
+    :mod:`hepnb.landscape`): where the feature-space ascent paths of Rothen et al. may move, the same entries the
+    attacks move. Explained in ``book/landscape/sharpness.ipynb``."""
+    return attack_region(batch[0])[0]
+
+
+def leading_constituents(x: Tensor, n: int = 5) -> Tensor:
+    """A ``(1, C, F)`` mask of every feature of the ``n`` leading constituents of ``x`` (B, C, F): the reduced
+    feature-space Hessian of Rothen et al., App. A (5 x 15 = 75 inputs per jet). Explained in
+    ``book/landscape/sharpness.ipynb``."""
+    select = torch.zeros(1, *x.shape[1:], dtype=torch.bool, device=x.device)
+    select[:, :check_int("n", n)] = True
+    return select
 
 
 def supervised_objective(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], y: Tensor) -> Objective:
