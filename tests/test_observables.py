@@ -1,10 +1,12 @@
 """Jet observables and domain-shift measures on inputs with known answers."""
 
+import math
+
 import numpy as np
 import pytest
 
 from hepnb.data.sample import CLASS_NAMES, VARIATION_NAMES, JetSample
-from hepnb.evaluation.stats import paired_bootstrap, verdict
+from hepnb.evaluation.stats import Estimate, paired_bootstrap, verdict
 from hepnb.physics.kinematics import mass as jet_mass
 from hepnb.physics.kinematics import pt as jet_pt
 from hepnb.physics.observables import (
@@ -77,16 +79,19 @@ def test_paired_bootstrap_error_matches_the_analytic_one_for_a_mean_shift():
     rng = np.random.default_rng(1)
     a = rng.normal(size=4000)
     b = a + 0.1 + rng.normal(scale=0.5, size=4000)  # correlated pair: the error is that of the difference only
-    diff, err = paired_bootstrap(a, b, np.mean, n_boot=400)
+    diff, err = paired_bootstrap(a, b, np.mean, n_boot=400)  # an Estimate unpacks as (mean, error)
     assert diff == pytest.approx(np.mean(b - a))
     assert err == pytest.approx(0.5 / np.sqrt(4000), rel=0.15)
 
 
-def test_verdicts_and_widths():
-    assert verdict(0.5, 0.1, +1) == "yes"
-    assert verdict(-0.5, 0.1, +1) == "no (opposite)"
-    assert verdict(0.15, 0.1, +1) == "not significant"
-    assert verdict(-0.5, 0.1, -1) == "yes"
+def test_bootstrap_verdicts_and_widths():
+    def est(mean):
+        return Estimate(mean, 0.1, math.inf, 4000, "bootstrap", "hard events")
+
+    assert str(verdict(est(0.5), +1)) == "yes"
+    assert str(verdict(est(-0.5), +1)) == "no (opposite)"
+    assert str(verdict(est(0.15), +1)) == "undecided (needs ≥13,954 hard events)"  # 4000 (2.80 * 0.1 / 0.15)^2
+    assert str(verdict(est(-0.5), -1)) == "yes"
     rng = np.random.default_rng(2)
     masses = rng.normal(125.0, 8.0, 200_000)
     assert peak_width(masses) == pytest.approx(8.0, rel=0.02)
