@@ -36,7 +36,7 @@ from hepnb.data.datasets import JetDataset, TensorBatches, split_datasets
 from hepnb.data.sample import CLASS_NAMES, JetSample
 from hepnb.evaluation import metrics
 from hepnb.evaluation.claims import claim
-from hepnb.evaluation.stats import seed_difference, seed_stats, verdict
+from hepnb.evaluation.stats import seed_difference, seed_estimate, seed_stats, verdict
 from hepnb.evaluation.tables import format_pm
 from hepnb.models.dense import DenseTagger
 from hepnb.physics.kinematics import mass as jet_mass
@@ -457,14 +457,14 @@ def default_rows(grid: Grid) -> list[dict[str, str]]:
     return rows
 
 
-def transfer_rows(grid: Grid, z: float = 2.0) -> list[dict[str, str]]:
+def transfer_rows(grid: Grid) -> list[dict[str, str]]:
     """Tables IX and V: per direction and method the raw cross scores S (mean ± std over seeds) and the fractional
     improvement ΔS (eq. 14, mean ± std), beside the paper's; a last row per direction gives the target (the default
     model on its own simulator) and the target gap ± its standard error.
 
-    ΔS is shown only where the gap (target minus the default's cross score) is positive by more than ``z`` standard
-    errors (:func:`hepnb.evaluation.stats.verdict`); elsewhere it is undefined within the noise (the paper's
-    condition under eq. 14).
+    ΔS is shown only where the gap (target minus the default's cross score, paired by seed) is positive by the book's
+    verdict rule (:func:`hepnb.evaluation.stats.verdict`: its 95% t interval lies above zero); elsewhere it is
+    undefined within the noise (the paper's condition under eq. 14).
     """
     scores = ("auc", "rejection")
     digits = {"auc": 4, "rejection": 1}
@@ -473,8 +473,9 @@ def transfer_rows(grid: Grid, z: float = 2.0) -> list[dict[str, str]]:
         pt, pe = PAPER_SIMULATOR[train], PAPER_SIMULATOR[ev]
         default = {k: seed_stats(grid.values(train, "default", ev, k)) for k in scores}
         target = {k: seed_stats(grid.values(ev, "default", ev, k)) for k in scores}
-        gap = {k: (target[k][0] - default[k][0], float(np.hypot(target[k][2], default[k][2]))) for k in scores}
-        gap_ok = {k: verdict(*gap[k], +1, z) == "yes" for k in scores}
+        gap = {k: seed_difference(grid.values(ev, "default", ev, k), grid.values(train, "default", ev, k))
+               for k in scores}
+        gap_ok = {k: verdict(gap[k], +1).outcome == "yes" for k in scores}
         for method in grid.methods:
             row = {"train → evaluate": f"{_label(train)} → {_label(ev)}", "method": METHODS[method].label}
             for k in scores:
@@ -570,11 +571,11 @@ def _paper_cross_gain(method: str, train: str, ev: str) -> float:
 
 
 def claims_rows(grid: Grid) -> list[dict[str, str]]:
-    """The headline claims of Rothen et al., each as a number measured here with its standard error over seeds
-    (:func:`hepnb.evaluation.claims.claim`; differences between a method and the default are paired by seed).
+    """The headline claims of Rothen et al., each as an :class:`~hepnb.evaluation.stats.Estimate` over seeds with
+    its verdict (:func:`hepnb.evaluation.claims.claim`). Every difference is paired by seed: seed ``k`` of every
+    method and simulator starts from the same initial weights and sees the same split and batch order.
 
-    * the cross-evaluation gap per direction (trained on the evaluation simulator minus trained on the other;
-      independent seeds);
+    * the cross-evaluation gap per direction (trained on the evaluation simulator minus trained on the other);
     * each method flattens its own space (FGSM, PGD: features; SAM, SSAM-D: weights), Pythia → Pythia: the ascent
       path's ΔL after the last step, and the reduced-Hessian λ_max per class, minus the default's (expected < 0);
     * each method generalises better: its cross AUC minus the default's, per direction (expected > 0);
@@ -584,12 +585,11 @@ def claims_rows(grid: Grid) -> list[dict[str, str]]:
     home = grid.simulators[0]
     rows = []
     for train, ev in grid.directions:
-        diff, err = seed_difference(grid.values(ev, "default", ev, "auc"), grid.values(train, "default", ev, "auc"),
-                                    paired=False)
+        gap = seed_difference(grid.values(ev, "default", ev, "auc"), grid.values(train, "default", ev, "auc"))
         paper = (ROTHEN_SCORES["default", paper_sim[ev], paper_sim[ev]]["auc"][0]
                  - ROTHEN_SCORES["default", paper_sim[train], paper_sim[ev]]["auc"][0])
         rows.append(claim(f"cross-evaluation gap: AUC on {_label(ev)}, trained there minus trained on "
-                          f"{_label(train)}", paper, diff, err, +1))
+                          f"{_label(train)}", paper, gap, +1))
     for space, methods in (("feature", ("fgsm", "pgd")), ("weight", ("sam", "ssamd"))):
         for method in methods:
             if method not in grid.methods:
@@ -598,21 +598,21 @@ def claims_rows(grid: Grid) -> list[dict[str, str]]:
             last = [v[-1] for v in grid.values(home, method, home, f"path_{space}s")]
             last_default = [v[-1] for v in grid.values(home, "default", home, f"path_{space}s")]
             rows.append(claim(f"{label} flattens {space} space: ΔL after 15 ascent steps, minus default's "
-                              "(Pythia → Pythia)", "< 0 (Fig. 3)", *seed_difference(last, last_default), -1))
+                              "(Pythia → Pythia)", "< 0 (Fig. 3)", seed_difference(last, last_default), -1))
             for cls in ("hbb", "qcd"):
-                diff, err = seed_difference(grid.values(home, method, home, f"{space}_{cls}"),
-                                            grid.values(home, "default", home, f"{space}_{cls}"))
+                diff = seed_difference(grid.values(home, method, home, f"{space}_{cls}"),
+                                       grid.values(home, "default", home, f"{space}_{cls}"))
                 paper = (ROTHEN_EIGEN_PP[method][space + "s", cls][0]
                          - ROTHEN_EIGEN_PP["default"][space + "s", cls][0])
                 rows.append(claim(f"{label} flattens {space} space: reduced-Hessian λ_max minus default's "
-                                  f"({cls}, Pythia → Pythia)", paper, diff, err, -1, digits=3))
+                                  f"({cls}, Pythia → Pythia)", paper, diff, -1, digits=3))
     gains = _cross_gains(grid)
     for method in gains:
         for (train, ev), diff in zip(grid.directions, gains[method]):
             rows.append(claim(f"{METHODS[method].label} generalises better: cross AUC minus default's, "
                               f"{_label(train)} → {_label(ev)}",
-                              _paper_cross_gain(method, paper_sim[train], paper_sim[ev]), *seed_stats(diff)[::2],
-                              +1))
+                              _paper_cross_gain(method, paper_sim[train], paper_sim[ev]),
+                              seed_estimate(diff, "paired"), +1))
     if "pgd" in gains and len(gains) > 1:
         overall = {m: np.mean(v, axis=0) for m, v in gains.items()}  # per seed, averaged over both directions
         others = {m: overall[m].mean() for m in overall if m != "pgd"}
@@ -622,7 +622,8 @@ def claims_rows(grid: Grid) -> list[dict[str, str]]:
         paper_lead = paper_gain["pgd"] - max(v for m, v in paper_gain.items() if m != "pgd")
         rows.append(claim(f"PGD best overall: its mean cross-AUC gain minus the next best's (ours: "
                           f"{METHODS[best_other].label})", paper_lead,
-                          *seed_stats(overall["pgd"] - overall[best_other])[::2], +1, paper_digits=4))
+                          seed_estimate(overall["pgd"] - overall[best_other], "paired"), +1, paper_digits=4,
+                          key="PGD best overall"))
     return rows
 
 
@@ -635,7 +636,7 @@ def _cross_gains(grid: Grid) -> dict[str, list[np.ndarray]]:
 def gain_rows(grid: Grid) -> list[dict[str, str]]:
     """Each method's AUC gain over the default on its own simulator and across simulators (each averaged over the
     simulators per seed; ± standard error over seeds), their difference, and whether the gain is larger across
-    (verdict, expected > 0): generalisation proper rather than a better tagger (the paper's Fig. 5)."""
+    (the book's verdict, expected > 0): generalisation proper rather than a better tagger (the paper's Fig. 5)."""
     rows = []
     for method in grid.methods:
         if method == "default":
@@ -647,7 +648,7 @@ def gain_rows(grid: Grid) -> list[dict[str, str]]:
                      "AUC gain, same simulator": format_pm(*seed_stats(home)[::2], 4),
                      "AUC gain, other simulator": format_pm(*seed_stats(away)[::2], 4),
                      "other minus same": format_pm(*seed_stats(away - home)[::2], 4),
-                     "larger across simulators?": verdict(*seed_stats(away - home)[::2], +1)})
+                     "larger across simulators?": str(verdict(seed_estimate(away - home, "paired"), +1))})
     return rows
 
 
