@@ -13,12 +13,13 @@ BUILD  ?= _build
 # Make the venv's own `python3` kernel the one Jupyter finds first, whatever else is installed on the machine.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: help install book test paper clean clean-book
+.PHONY: help install book test paper stability clean clean-book
 
 help:
 	@echo "make book    install, execute every chapter at book scale, render $(BUILD)/html (SCALE=smoke for a quick build)"
 	@echo "make test    install, run the unit tests and every notebook under nbval at smoke scale"
 	@echo "make paper   run every notebook at paper scale with papermill into $(PAPER_OUT)/ (NB=one.ipynb, DEVICE=cuda)"
+	@echo "make stability CHAPTER=adversarial   run a chapter at two disjoint seed bases, print how many verdicts agree"
 	@echo "make clean   remove $(BUILD) and caches (never .venv, data/ or the paper-scale outputs in runs/)"
 
 install: $(STAMP)
@@ -53,6 +54,11 @@ paper: $(STAMP)
 		$(VENV)/bin/papermill "$$nb" "$$out" -p scale paper -p device $(DEVICE) --cwd "$$(dirname "$$nb")" \
 			|| exit 1; \
 	done
+
+# Do the chapter's verdicts survive a change of seed? (benchmarks/claims_stability.py; SCALE as above)
+CHAPTER ?= adversarial
+stability: $(STAMP)
+	$(PY) benchmarks/claims_stability.py --chapter $(CHAPTER) --scale $(SCALE)
 
 clean-book:
 	rm -rf $(BUILD)
