@@ -108,3 +108,30 @@ def test_undecided_lists_what_more_seeds_would_decide():
     assert [(r["claim"], r["needs"]) for r in undecided(rows)] == [("a", 4), ("c", needed(est(0.02, 0.01)))]
     assert undecided(rows)[1]["needs"] > 4  # a smaller effect on the same spread needs more seeds
     assert METADATA_KEY in claims_table(rows, "t")._repr_mimebundle_()[1]
+
+
+def _stability_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "claims_stability.py"
+    spec = importlib.util.spec_from_file_location("claims_stability", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stability_script_compares_two_executed_notebooks_and_refuses_bad_runs(tmp_path, capsys):
+    from hepnb.errors import ConfigError
+
+    script = _stability_script()
+    a = _notebook(tmp_path, "a.ipynb", [[claim("gap", 0.1, est(0.05, 0.01), +1), claim("x", 0.1, est(0.0, 1), +1)]])
+    b = _notebook(tmp_path, "b.ipynb", [[claim("gap", 0.1, est(-0.05, 0.01), +1), claim("x", 0.1, est(0.1, 1), +1)]])
+    script.main(["--compare", str(a), str(b)])
+    out = capsys.readouterr().out
+    assert "1 of 2 claims (50%)" in out and "differs: gap: yes  |  no (opposite)" in out
+    with pytest.raises(ConfigError, match="unknown chapter 'nope'"):
+        script.main(["--chapter", "nope"])
+    with pytest.raises(SystemExit):  # seeds 0,1,2 and 1,2,3 overlap: not two independent runs
+        script.main(["--chapter", "adversarial", "--bases", "0", "1"])
+    assert "overlap" in capsys.readouterr().err
