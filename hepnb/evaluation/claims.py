@@ -59,11 +59,14 @@ def verdict_legend(rows: Sequence[Mapping[str, Any]] = (), confidence: float = C
     parts = []
     seeds = sorted({int(r["n"]) for r in rows if r.get("sample") == "seeds"})
     events = sorted({int(r["n"]) for r in rows if r.get("sample") == "hard events"})
+    designs = {r.get("design") for r in rows}
+    welch = "; Welch's degrees of freedom for independent trainings" if "independent" in designs else ""
+    paired = (" for paired differences, whose two sides share seed, split and data" if "paired" in designs
+              else "")
     for n in seeds:
         crit = t_critical(n - 1, confidence) if n > 1 else float("inf")
         parts.append(f"two-sided {pct} Student-t intervals over n = {n} seeds" + (
-            f" (critical value {crit:.2f} at n−1 = {n - 1} degrees of freedom for paired differences, the same "
-            "seed, split and data on both sides; Welch's degrees of freedom for independent trainings)"
+            f" (critical value {crit:.2f} at n−1 = {n - 1} degrees of freedom{paired}{welch})"
             if n > 1 else " (one seed: no error, no verdict)"))
     for n in events:
         parts.append(f"two-sided {pct} normal intervals from a paired bootstrap over n = {n:,} hard events "
