@@ -239,3 +239,36 @@ def test_grid_trains_once_then_loads_and_the_radius_scan_marks_one_radius(splits
         assert sum(r["chosen by validation"] == "◀" for r in block) == 1
         chosen = next(r for r in block if r["chosen by validation"])
         assert chosen["validation AUC, own simulator"] == max(r["validation AUC, own simulator"] for r in block)
+
+
+def _replica(seed):
+    sample = make_sample({"qcd": 120, "hbb": 120}, V=5, C=40, seed=10 + seed)
+    hbb = sample.label == CLASS_NAMES.index("hbb")
+    sample.p4[hbb] *= 1.8
+    sample.jet_p4[hbb] *= 1.8
+    return sample, study.simulator_splits(sample, SIMS, batch_size=32, seed=seed, sources=[f"synthetic-{seed}"])
+
+
+def test_every_seed_is_its_own_replica_data_split_and_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEPNB_DATA", str(tmp_path))
+    asked = []
+
+    def fake_load_splits(n_events, seed, batch_size, workers, simulators):
+        asked.append(seed)
+        return _replica(seed)
+
+    monkeypatch.setattr(study, "load_splits", fake_load_splits)
+    jets, replicas = study.load_replicas(240, [5, 6])
+    assert asked == [5, 6] and set(replicas) == {5, 6}  # data generated with each seed
+    assert replicas[5].data_key != replicas[6].data_key  # so no checkpoint is shared between replicas
+    with pytest.raises(ValueError, match="distinct seeds"):
+        study.load_replicas(240, [5, 5])
+    grid = study.train_grid(replicas, seeds=(5, 6), epochs=1, methods=("default",), progress=False)
+    for s in (5, 6):  # each model is trained on, and evaluated on, its own replica
+        model = grid.models["nominal", "default", s]
+        assert grid.evals["nominal", "default", s, "nominal"].auc == study.evaluate(model, replicas[s], "nominal").auc
+        assert len(grid.evals["nominal", "default", s, "nominal"].scores) == len(replicas[s].test_labels)
+        key = study.training_key("default", "nominal", s, 1, 1e-4, replicas[s].data_key)
+        assert checkpoint_path("adversarial", key, version=study.TRAINING_VERSION).exists()
+    with pytest.raises(ValueError, match="no splits for seeds"):
+        study.train_grid(replicas, seeds=(5, 7), epochs=1, methods=("default",), progress=False)

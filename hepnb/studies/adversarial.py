@@ -5,7 +5,8 @@ values, so the page only narrates and plots. The pieces, in the page's order:
 
 * data: :func:`load_splits` reads (or generates) H->bb and QCD jets and :func:`simulator_splits` cuts them into
   train/validation/test by *hard event*, so the test jets of the two simulators are the same hard events showered
-  twice;
+  twice; :func:`load_replicas` gives every training seed its own data (generated with that seed) and its own
+  split, so that the spread over seeds is the spread of the whole experiment;
 * training: :func:`trained_model` trains one (method, simulator, seed) through
   :func:`hepnb.training.checkpoints.load_or_train` (versioned by :data:`TRAINING_VERSION`), :func:`train_grid` the
   whole grid of methods x simulators x seeds into a :class:`Grid`, which also holds every :func:`evaluate` result;
@@ -47,7 +48,7 @@ from hepnb.training.tasks import BinaryTask, move
 
 __all__ = ["TRAINING_VERSION", "N_CONSTITUENTS", "SIMULATORS", "LABELS", "PAPER_SIMULATOR", "ORDER", "PASSES",
            "ROTHEN_METHODS", "ROTHEN_SCORES", "ROTHEN_DELTA_S", "ROTHEN_EIGEN_PP",
-           "SimulatorSplits", "simulator_splits", "load_splits", "jet_distributions", "layer_rows",
+           "SimulatorSplits", "simulator_splits", "load_splits", "load_replicas", "jet_distributions", "layer_rows",
            "training_key", "trained_model", "Evaluation", "evaluate", "Sharpness", "sharpness",
            "rejection_on_grid", "Grid", "train_grid", "measure_sharpness",
            "cost_rows", "default_rows", "transfer_rows", "rejection_curves", "jsd_bars", "mean_paths",
@@ -173,6 +174,28 @@ def load_splits(n_events: int, seed: int = 0, batch_size: int = 128, workers: in
     jets = load_classes(classes, n_events, seed=seed, workers=workers)
     sources = [cache_path(c, seed).name for c in classes]
     return jets, simulator_splits(jets, simulators, batch_size=batch_size, seed=seed, sources=sources)
+
+
+def load_replicas(n_events: int, seeds: Sequence[int], batch_size: int = 128, workers: int = 1,
+                  simulators: Sequence[str] = SIMULATORS) -> tuple[JetSample, dict[int, SimulatorSplits]]:
+    """``(jets of the first seed, {seed: splits})``: one independent replica of the experiment per training seed.
+
+    Seed ``s`` gets its own ``n_events`` H->bb and QCD hard events, generated with seed ``s``, split with seed
+    ``s`` (:func:`load_splits`). Its models start from seed ``s``'s weights, so everything random in one replica,
+    data included, differs between seeds, and the seed-to-seed spread of a result is the spread a reader would see
+    on repeating the whole study: a verdict over seeds is then a verdict that survives new data. Two methods on
+    the same seed share data, split and initial weights, so their difference is paired. Explained in
+    ``book/adversarial/adversarial.ipynb``.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"replicas need distinct seeds, got {seeds}")
+    first, replicas = None, {}
+    for s in tqdm(seeds, desc="replicas", delay=2):
+        jets, replicas[s] = load_splits(n_events, s, batch_size, workers, simulators)
+        first = jets if first is None else first
+        del jets
+    return first, replicas
 
 
 def jet_distributions(jets: JetSample, simulators: Sequence[str] = SIMULATORS,
@@ -332,8 +355,9 @@ class Grid:
 
     ``models`` and ``metas`` (training history, seconds per epoch) are keyed ``(train simulator, method, seed)``;
     ``evals`` (:class:`Evaluation`) and ``sharp`` (:class:`Sharpness`, filled by :func:`measure_sharpness`) are keyed
-    ``(train simulator, method, seed, evaluation simulator)``. ``splits``, ``epochs``, ``lr`` and ``device`` are
-    what trained them (the SAM radius scan trains more models the same way).
+    ``(train simulator, method, seed, evaluation simulator)``. ``splits`` (one :class:`SimulatorSplits` per seed,
+    :func:`load_replicas`), ``epochs``, ``lr`` and ``device`` are what trained them (the SAM radius scan trains more
+    models the same way).
     """
 
     simulators: tuple[str, ...]
@@ -343,7 +367,7 @@ class Grid:
     metas: dict[Key, dict[str, Any]] = field(default_factory=dict)
     evals: dict[EvalKey, Evaluation] = field(default_factory=dict)
     sharp: dict[EvalKey, Sharpness] = field(default_factory=dict)
-    splits: SimulatorSplits | None = None
+    splits: dict[int, SimulatorSplits] = field(default_factory=dict)
     epochs: int = 0
     lr: float = 1e-4
     device: str = "cpu"
@@ -379,24 +403,30 @@ class Grid:
                 f"the kept epoch on average {kept:.1f}")
 
 
-def train_grid(splits: SimulatorSplits, seeds: Sequence[int], epochs: int, lr: float = 1e-4, device: str = "cpu",
-               methods: Sequence[str] = ORDER, progress: bool = True) -> Grid:
-    """Train (or load) every method on every simulator with every seed, and evaluate each model on every test set.
+def train_grid(splits: SimulatorSplits | Mapping[int, SimulatorSplits], seeds: Sequence[int], epochs: int,
+               lr: float = 1e-4, device: str = "cpu", methods: Sequence[str] = ORDER, progress: bool = True) -> Grid:
+    """Train (or load) every method on every simulator with every seed, and evaluate each model on its seed's test
+    sets.
 
-    A tqdm bar counts the models. Seconds spent are in ``grid.seconds["training"]`` (loading included) and
-    ``grid.seconds["evaluation"]``.
+    ``splits``: one per seed (:func:`load_replicas`), or one shared by every seed. A tqdm bar counts the models.
+    Seconds spent are in ``grid.seconds["training"]`` (loading included) and ``grid.seconds["evaluation"]``.
     """
-    grid = Grid(tuple(splits.simulators), tuple(methods), tuple(int(s) for s in seeds), splits=splits,
+    seeds = tuple(int(s) for s in seeds)
+    per_seed = dict(splits) if isinstance(splits, Mapping) else {s: splits for s in seeds}
+    missing = [s for s in seeds if s not in per_seed]
+    if missing:
+        raise ValueError(f"no splits for seeds {missing}")
+    grid = Grid(tuple(per_seed[seeds[0]].simulators), tuple(methods), seeds, splits=per_seed,
                 epochs=int(epochs), lr=float(lr), device=device)
     runs = [(sim, method, s) for sim in grid.simulators for method in grid.methods for s in grid.seeds]
     start = time.perf_counter()
     for sim, method, s in tqdm(runs, desc="models", delay=2, disable=not progress):
         grid.models[sim, method, s], grid.metas[sim, method, s], trained = trained_model(
-            method, sim, s, splits, epochs, lr, device)
+            method, sim, s, per_seed[s], epochs, lr, device)
         grid.n_trained += trained
     grid.seconds["training"] = time.perf_counter() - start
     start = time.perf_counter()
-    grid.evals = {(train, method, s, ev): evaluate(grid.models[train, method, s], splits, ev, device=device)
+    grid.evals = {(train, method, s, ev): evaluate(grid.models[train, method, s], per_seed[s], ev, device=device)
                   for train, method, s in grid.models for ev in grid.simulators}
     grid.seconds["evaluation"] = time.perf_counter() - start
     return grid
@@ -405,12 +435,12 @@ def train_grid(splits: SimulatorSplits, seeds: Sequence[int], epochs: int, lr: f
 def measure_sharpness(grid: Grid, reduced_jets: int, path_jets: int, progress: bool = True) -> Grid:
     """Fill ``grid.sharp`` with :func:`sharpness` of every model on every test set (a tqdm bar counts the models);
     the seconds are in ``grid.seconds["sharpness"]``. Returns the grid."""
-    if grid.splits is None:
+    if not grid.splits:
         raise ValueError("the grid has no splits to measure sharpness on")
     start = time.perf_counter()
     for train, method, s in tqdm(list(grid.models), desc="sharpness", delay=2, disable=not progress):
         for ev in grid.simulators:
-            grid.sharp[train, method, s, ev] = sharpness(grid.models[train, method, s], grid.splits, ev,
+            grid.sharp[train, method, s, ev] = sharpness(grid.models[train, method, s], grid.splits[s], ev,
                                                          reduced_jets, path_jets, device=grid.device)
     grid.seconds["sharpness"] = time.perf_counter() - start
     return grid
@@ -573,7 +603,8 @@ def _paper_cross_gain(method: str, train: str, ev: str) -> float:
 def claims_rows(grid: Grid) -> list[dict[str, str]]:
     """The headline claims of Rothen et al., each as an :class:`~hepnb.evaluation.stats.Estimate` over seeds with
     its verdict (:func:`hepnb.evaluation.claims.claim`). Every difference is paired by seed: seed ``k`` of every
-    method and simulator starts from the same initial weights and sees the same split and batch order.
+    method and simulator starts from the same initial weights and sees the same data, split and batch order
+    (:func:`load_replicas`), while different seeds are independent replicas of the whole study.
 
     * the cross-evaluation gap per direction (trained on the evaluation simulator minus trained on the other);
     * each method flattens its own space (FGSM, PGD: features; SAM, SSAM-D: weights), Pythia → Pythia: the ascent
@@ -657,9 +688,10 @@ def sam_radius_rows(grid: Grid, rhos: Sequence[float]) -> list[dict[str, Any]]:
     (Sec. V) scores it: validation AUC on the *training* simulator, and its difference from the default's; for
     information the test AUC on the other simulator and its difference from the default's. The radius with the best
     validation AUC is marked "◀" per simulator. Radii equal to the main study's load its models."""
-    if grid.splits is None:
+    if not grid.splits:
         raise ValueError("the grid has no splits to train the scan on")
-    splits, seed = grid.splits, grid.seeds[0]
+    seed = grid.seeds[0]
+    splits = grid.splits[seed]
     rows = []
     for train, ev in grid.directions:
         scores, labels = predict(grid.models[train, "default", seed], splits.val[train], grid.device)
