@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     agreement = compare(rows[a], rows[b])
     print(agreement)
     print(f"agreement at scale {args.scale!r}, seed bases {a} and {b}: {agreement.fraction:.2f} "
-          f"(target >= {TARGET:.2f}){'  BELOW TARGET' if agreement.fraction < TARGET else ''}")
+          f"(target >= {TARGET:.2f}){'  BELOW TARGET' if agreement.fraction < TARGET else ''}; "
+          f"contradictions: {agreement.contradictions}")
 
 
 if __name__ == "__main__":

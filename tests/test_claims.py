@@ -87,6 +87,7 @@ def test_stability_agreement_of_two_hand_made_claims_tables(tmp_path):
     assert (agreement.n, agreement.agreeing, agreement.fraction) == (4, 2, 0.5)
     assert [d["claim"] for d in agreement.disagreeing] == ["lead (ours: SAM)", "ks"]
     assert agreement.only_one == ["new"] and "2 of 4 claims (50%)" in str(agreement)
+    assert agreement.contradictions == 2  # opposite vs yes, and "no" vs "yes": both decided, differently
     assert compare(rows_a, rows_a).fraction == 1.0
 
 

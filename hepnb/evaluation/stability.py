@@ -65,27 +65,32 @@ class Agreement:
     agreeing: int
     disagreeing: list[dict[str, str]] = field(default_factory=list)
     only_one: list[str] = field(default_factory=list)
+    contradictions: int = 0  # decided both times, and differently ("yes" in one run, "no (opposite)" in the other)
 
     @property
     def fraction(self) -> float:
         return self.agreeing / self.n if self.n else float("nan")
 
     def __str__(self) -> str:
-        lines = [f"verdicts that agree: {self.agreeing} of {self.n} claims ({100 * self.fraction:.0f}%)"]
+        lines = [f"verdicts that agree: {self.agreeing} of {self.n} claims ({100 * self.fraction:.0f}%); "
+                 f"contradictions (decided both times, differently): {self.contradictions}"]
         lines += [f"  differs: {d['claim']}: {d['a']}  |  {d['b']}" for d in self.disagreeing]
         lines += [f"  in one run only: {k}" for k in self.only_one]
         return "\n".join(lines)
 
 
 def compare(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> Agreement:
-    """Match the claim rows of two runs by ``key`` and compare their :func:`decision`."""
+    """Match the claim rows of two runs by ``key`` and compare their :func:`decision`; a disagreement between two
+    decided verdicts is also counted as a contradiction (an open verdict against a decided one is not)."""
     by_a, by_b = {r["key"]: r for r in a}, {r["key"]: r for r in b}
     shared = [k for k in by_a if k in by_b]
     out = Agreement(len(shared), 0, only_one=[k for k in by_a if k not in by_b] + [k for k in by_b if k not in by_a])
     for k in shared:
-        if decision(by_a[k]["outcome"]) == decision(by_b[k]["outcome"]):
+        da, db = decision(by_a[k]["outcome"]), decision(by_b[k]["outcome"])
+        if da == db:
             out.agreeing += 1
         else:
+            out.contradictions += "open" not in (da, db) and "none" not in (da, db)
             out.disagreeing.append({"claim": by_a[k].get("claim", k), "a": by_a[k]["reproduced"],
                                     "b": by_b[k]["reproduced"]})
     return out
