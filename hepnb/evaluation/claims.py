@@ -10,6 +10,8 @@ metadata, so that :mod:`hepnb.evaluation.stability` can read them back from an e
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -103,9 +105,6 @@ class ClaimsTable(Table):
 
 
 def _html_legend(text: str) -> str:
-    import html
-    import re
-
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
 
 

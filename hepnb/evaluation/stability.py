@@ -33,10 +33,11 @@ def decision(outcome: str) -> str:
         raise ValueError(f"unknown verdict outcome {outcome!r}; known: {sorted(_DECISIONS)}") from None
 
 
-def claims_from_notebook(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def claims_from_notebook(path: str | os.PathLike[str], required: bool = True) -> list[dict[str, Any]]:
     """Every claim row of every claims table displayed in an executed notebook (``key``, ``claim``, ``outcome``,
     ``reproduced`` ...), in order. Raises :class:`~hepnb.errors.HepnbError` naming the file if it is not a
-    notebook or holds no claims table (not executed, or executed before claims tables carried their verdicts)."""
+    notebook, or if it holds no claims table and ``required`` (not executed, or executed before claims tables
+    carried their verdicts); a chapter page without claims gives ``[]`` with ``required=False``."""
     try:
         with open(path, encoding="utf-8") as f:
             nb = json.load(f)
@@ -49,7 +50,7 @@ def claims_from_notebook(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             meta = output.get("metadata", {}).get(METADATA_KEY)
             if meta:
                 rows += meta["rows"]
-    if not rows:
+    if not rows and required:
         raise HepnbError(f"{path}: no claims table in its outputs (was it executed?)")
     keys = [r["key"] for r in rows]
     if len(set(keys)) != len(keys):

@@ -191,7 +191,7 @@ def power(effect: float, unit: float, n: Any, design: str = "paired", confidence
         dof = np.array([_dof(design, int(k)) for k in ns])
         ok = dof > 0
         out = np.zeros_like(ns)
-        crit = _scipy.t.ppf(0.5 + confidence / 2, dof[ok])
+        crit = np.array([t_critical(d, confidence) for d in dof[ok]])
         out[ok] = _scipy.nct.sf(crit, dof[ok], nc[ok]) + _scipy.nct.cdf(-crit, dof[ok], nc[ok])
     return float(out[0]) if np.ndim(n) == 0 else out
 

@@ -193,8 +193,7 @@ def load_replicas(n_events: int, seeds: Sequence[int], batch_size: int = 128, wo
     first, replicas = None, {}
     for s in tqdm(seeds, desc="replicas", delay=2):
         jets, replicas[s] = load_splits(n_events, s, batch_size, workers, simulators)
-        first = jets if first is None else first
-        del jets
+        first = first if first is not None else jets  # only the first seed's jets are kept, for the plots
     return first, replicas
 
 
