@@ -140,7 +140,8 @@ def test_fit_takes_any_task_optimiser_and_scheduler_and_records_the_metric():
     assert w == pytest.approx(3.0 - 3.0 * 0.8**20 * 0.9**20, rel=1e-5)
     assert lrs[0] == pytest.approx(0.1) and lrs[25] == pytest.approx(0.05)  # stepped once per epoch
     assert history.metric == "w" and history.val_metric[history.best_epoch] == pytest.approx(w)
-    assert set(history.as_dict()) == {"metric", "train_loss", "val_loss", "val_metric", "epoch_seconds", "best_epoch"}
+    assert set(history.as_dict()) == {"metric", "train_loss", "val_loss", "val_metric", "epoch_seconds", "best_epoch",
+                                      "monitored"}
 
 
 def test_binary_task_predictions_are_sigmoid_scores_and_the_metric_is_auc():

@@ -236,7 +236,48 @@ def make_loaders(sample: JetSample, batch_size: int = 128, fractions: Sequence[f
     return loaders
 
 
-class TensorBatches:
+class DictBatches:
+    """Minibatches of a dict of equally long tensors: in order, shuffled, or drawn with replacement by weight.
+
+    ``shuffle``: a new permutation every pass. ``weights`` (one per example, >= 0): every pass draws as many
+    examples as there are, with replacement, each with probability proportional to its weight (PyTorch's
+    ``WeightedRandomSampler``; the reweighted background of ``book/symmetry/symmetry.ipynb``). Both are drawn from
+    a generator seeded by ``seed``, so the same seed gives the same batches. Explained in
+    ``book/adversarial/adversarial.ipynb``.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int = 128, shuffle: bool = False,
+                 seed: int = 0, weights: Any = None):
+        self.batch_size = check_int("batch_size", batch_size)
+        lengths = {k: len(t) for k, t in tensors.items()}
+        if not lengths or len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
+            raise SampleError(f"batches need non-empty tensors of one length, got lengths {lengths}")
+        self.tensors, self.shuffle = dict(tensors), bool(shuffle)
+        self.n = next(iter(lengths.values()))
+        self.weights = None
+        if weights is not None:
+            w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+            if w.shape != (self.n,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise SampleError(f"sampling weights must be {self.n} finite values >= 0, not all zero")
+            self.weights = w
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=self.generator)
+        elif self.shuffle:
+            order = torch.randperm(self.n, generator=self.generator)
+        else:
+            order = torch.arange(self.n)
+        for start in range(0, self.n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield {k: t[idx] for k, t in self.tensors.items()}
+
+
+class TensorBatches(DictBatches):
     """Minibatches of one shower variation of a per-jet :class:`JetDataset`, sliced straight from its tensors.
 
     The same dict batches as a DataLoader (``x``, ``jet``, ``mask``, ``y``), sliced with one index per batch instead
@@ -246,7 +287,6 @@ class TensorBatches:
 
     def __init__(self, dataset: JetDataset, variation: str | int = 0, batch_size: int = 128, shuffle: bool = False,
                  seed: int = 0):
-        batch_size = check_int("batch_size", batch_size)
         if isinstance(variation, str):
             if variation not in dataset.variations:
                 raise SampleError(f"variation {variation!r} is not in the dataset's {dataset.variations}")
@@ -256,16 +296,5 @@ class TensorBatches:
             if not 0 <= v < dataset.n_variations:
                 raise SampleError(f"variation index {v} out of range for {dataset.n_variations} variations")
         self.variation = dataset.variations[v]
-        self.tensors = {"x": dataset.x[:, v], "jet": dataset.jet[:, v], "mask": dataset.mask[:, v], "y": dataset.y}
-        self.batch_size, self.shuffle = batch_size, bool(shuffle)
-        self.generator = torch.Generator().manual_seed(int(seed))
-
-    def __len__(self) -> int:
-        return -(-len(self.tensors["y"]) // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.tensors["y"])
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield {k: t[idx] for k, t in self.tensors.items()}
+        super().__init__({"x": dataset.x[:, v], "jet": dataset.jet[:, v], "mask": dataset.mask[:, v],
+                          "y": dataset.y}, batch_size, shuffle, seed)

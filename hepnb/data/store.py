@@ -55,28 +55,35 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def write_resim(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> Path:
-    """Write one class's arrays (see the module docstring) and attributes atomically; returns the path.
+def write_native(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], dtypes: Mapping[str, Any],
+                 attrs: Mapping[str, Any], rows_key: str = "event_id") -> Path:
+    """Write the datasets ``dtypes`` names (all with as many rows as ``rows_key``) and ``attrs`` atomically.
 
+    The one writer of every native hepnb file (re-simulated jets here, the dimuons of :mod:`hepnb.data.dimuon`).
     The bytes depend only on the arrays and attributes (no timestamps), so equal inputs give identical files.
     Non-string attributes are stored as JSON text.
     """
-    missing = [k for k in _DTYPES if k not in arrays]
+    missing = [k for k in dtypes if k not in arrays]
     if missing:
         raise ValueError(f"cannot write {path}: arrays missing {missing}")
-    n = len(arrays["event_id"])
-    for name, dtype in _DTYPES.items():
+    n = len(arrays[rows_key])
+    for name in dtypes:
         if len(arrays[name]) != n:
-            raise ValueError(f"cannot write {path}: {name} has {len(arrays[name])} rows, event_id has {n}")
+            raise ValueError(f"cannot write {path}: {name} has {len(arrays[name])} rows, {rows_key} has {n}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         for key, value in sorted(attrs.items()):
             f.attrs[key] = value if isinstance(value, str) else _json(value)
-        for name, dtype in _DTYPES.items():
+        for name, dtype in dtypes.items():
             data = np.ascontiguousarray(arrays[name], dtype=dtype)
             chunks = (max(1, min(n, 256)), *data.shape[1:]) if n else None
             f.create_dataset(name, data=data, chunks=chunks, compression="gzip" if n else None,
                              compression_opts=4 if n else None, shuffle=bool(n), track_times=False)
     return Path(path)
+
+
+def write_resim(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> Path:
+    """Write one class's arrays (see the module docstring) and attributes atomically; returns the path."""
+    return write_native(path, arrays, _DTYPES, attrs)
 
 
 def _attr(f: h5py.File, key: str) -> Any:
@@ -89,32 +96,48 @@ def _attr(f: h5py.File, key: str) -> Any:
     return value
 
 
-def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The attributes of a ``hepnb-resim`` file (JSON decoded), after checking it is one."""
+def read_attrs(path: str | os.PathLike[str], fmt: str = FORMAT) -> dict[str, Any]:
+    """The attributes of a native file of format ``fmt`` (JSON decoded), after checking it is one."""
     path = Path(path)
-    with _open(path) as f:
+    with open_native(path, fmt) as f:
         return {key: _attr(f, key) for key in f.attrs}
 
 
+def _foreign_hint(f: h5py.File) -> str:
+    """What a file that is not of the expected format looks like, so the error can say which reader fits it."""
+    fmt = f.attrs.get("format")
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    if "jet_pflow_cands" in f:
+        return " It looks like a public RS3L file: read it with hepnb.data.public.load_rs3l."
+    if fmt == FORMAT:
+        return " It is a file of re-simulated jets: read it with hepnb.data.store.read_resim."
+    if fmt == "hepnb-dimuon":
+        return " It is a dimuon file: read it with hepnb.data.dimuon.read_dimuons."
+    return ""
+
+
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[h5py.File]:
+def open_native(path: Path, fmt: str = FORMAT, schema_version: int = SCHEMA_VERSION,
+                required: tuple[str, ...] = _REQUIRED_ATTRS) -> Iterator[h5py.File]:
+    """Open a native hepnb HDF5 file after checking its ``format`` attribute is ``fmt``, its schema version and
+    its ``required`` attributes; raises :class:`DataFileError` naming the file and the problem (a foreign file is
+    told which reader fits it)."""
     with open_hdf5(path) as f:
-        fmt = f.attrs.get("format")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode()
-        if fmt != FORMAT:
-            hint = (" It looks like a public RS3L file: read it with hepnb.data.public.load_rs3l."
-                    if "jet_pflow_cands" in f else "")
-            raise DataFileError(f"{path}: foreign file: attribute format={fmt!r}, expected {FORMAT!r}.{hint}")
-        for key in _REQUIRED_ATTRS:
+        found = f.attrs.get("format")
+        if isinstance(found, bytes):
+            found = found.decode()
+        if found != fmt:
+            raise DataFileError(f"{path}: foreign file: attribute format={found!r}, expected {fmt!r}."
+                                f"{_foreign_hint(f)}")
+        for key in required:
             if key not in f.attrs:
                 raise DataFileError(f"{path}: attribute {key!r} is missing")
         try:
             version = int(f.attrs["schema_version"])
         except (TypeError, ValueError) as err:
             raise DataFileError(f"{path}: schema_version {f.attrs['schema_version']!r} is not a number") from err
-        if version != SCHEMA_VERSION:
-            raise DataFileError(f"{path}: schema version {version}, this hepnb reads version {SCHEMA_VERSION}; "
+        if version != schema_version:
+            raise DataFileError(f"{path}: schema version {version}, this hepnb reads version {schema_version}; "
                                 "delete the file to regenerate it")
         yield f
 
@@ -155,7 +178,7 @@ def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSa
     from hepnb.data.features import impact_parameters
 
     path = Path(path)
-    with _open(path) as f:
+    with open_native(path) as f:
         n, v, c = _check_shapes(path, f)
         if n_rows is not None:
             n_rows = check_int("n_rows", n_rows)

@@ -34,10 +34,16 @@ def _check_efficiency(eff: float) -> None:
         raise ValueError(f"a signal efficiency must lie strictly between 0 and 1; got {eff}")
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (probability that a random signal jet outscores a random background jet)."""
+def auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Area under the ROC curve (probability that a random signal jet outscores a random background jet).
+
+    ``weights``: per-example weights (the reweighted background of ``book/symmetry/symmetry.ipynb``)."""
     labels, scores = _check(labels, scores)
-    return float(roc_auc_score(labels, scores))
+    if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != labels.shape or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"weights must be finite, >= 0 and one per example; got shape {weights.shape}")
+    return float(roc_auc_score(labels, scores, sample_weight=weights))
 
 
 def rejection_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,20 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "PhaseSpace:pTHatMin = 400",
         "PhaseSpace:pTHatMax = 600",
     ),
+    # Drell-Yan dimuons of Nabat et al. from Pythia's 2 -> 1 process q qbar -> gamma*/Z -> mu mu, ISR giving the pair
+    # a real pT: the Z alone (signal) and the photon alone (background); ``book/symmetry/symmetry.ipynb``.
+    "dy_z_mumu": (
+        "WeakSingleBoson:ffbar2gmZ = on",
+        "WeakZ0:gmZmode = 2",
+        "23:onMode = off",
+        "23:onIfAny = 13",
+    ),
+    "dy_gamma_mumu": (
+        "WeakSingleBoson:ffbar2gmZ = on",
+        "WeakZ0:gmZmode = 1",
+        "23:onMode = off",
+        "23:onIfAny = 13",
+    ),
 }
 
 

@@ -1,8 +1,10 @@
-"""Many shards of re-simulated jets, in worker processes, merged into one byte-reproducible sample; explained in
-``book/data/resimulation.ipynb``.
+"""Many shards of generated events, in worker processes, merged into one byte-reproducible sample; explained in
+``book/data/resimulation.ipynb`` (and used by the dimuons of ``book/symmetry/symmetry.ipynb``).
 
-:func:`hepnb.generate.resim.simulate_shard` makes one shard; this module decides how many hard events each shard has
-(:func:`shard_size`), runs shards ``0, 1, 2, ...`` until enough hard events survive, and merges them in index order.
+A *shard job* is a pure, picklable function ``job(shard, n) -> arrays`` that generates ``n`` events seeded from its
+shard index (:func:`hepnb.generate.resim.simulate_shard` for re-simulated jets, :func:`hepnb.generate.dimuon.
+simulate_shard` for dimuons). :func:`run_shards` decides how many events each shard has (:func:`shard_size`), runs
+shards ``0, 1, 2, ...`` until enough events survive the job's selection, and merges them in index order.
 Shards are pure (a function of their seed), so the result is the same bytes for any worker count: shards are merged
 in index order and the result is cut at ``n_events``; workers only change how many spare shards are computed and
 thrown away.
@@ -11,9 +13,10 @@ thrown away.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,9 @@ from hepnb.generate.pythia import GeneratorError
 from hepnb.generate.resim import Selection, simulate_shard
 from hepnb.validation import check_int
 
-__all__ = ["SHARD_SIZES", "SHARD_SIZE_MAX", "MAX_SHARDS", "shard_size", "generate_class"]
+__all__ = ["SHARD_SIZES", "SHARD_SIZE_MAX", "MAX_SHARDS", "ShardJob", "shard_size", "run_shards", "merge", "generate_class"]
+
+ShardJob = Callable[[int, int], dict[str, Any]]  # (shard index, events to generate) -> arrays incl. "event_id"
 
 # Hard events per shard: 500, 1000, 2000, 4000, then 8000 each. Small first shards keep small samples cheap; big later
 # shards spread the Pythia initialisations (6 per shard, ~0.2 s each) over many events. The schedule is fixed, so the
@@ -44,8 +49,8 @@ def _size(shard: int, n_hard: int | None) -> int:
     return shard_size(shard) if n_hard is None else int(n_hard)
 
 
-def _merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
-    """Concatenate the shards' arrays in the given order and keep the first ``n_events`` rows."""
+def merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
+    """Concatenate the shards' arrays (every key but ``stats``) in the given order; keep the first ``n_events``."""
     keys = [k for k in shards[0] if k != "stats"]
     return {k: np.concatenate([s[k] for s in shards])[:n_events] for k in keys}
 
@@ -87,42 +92,57 @@ class _Prefix:
         return [self.results[k] for k in range(self.length)]
 
 
-def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Selection | None = None,
-                   workers: int = 1, n_hard: int | None = None, progress: bool = True
-                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """``n_events`` hard events of one class, each with its matched jet in every variation.
+def run_shards(job: ShardJob, n_events: int, workers: int = 1, n_hard: int | None = None, desc: str = "events",
+               progress: bool = True) -> list[dict[str, Any]]:
+    """The shards ``0 .. k-1`` of ``job`` whose kept events first reach ``n_events``, in index order.
 
-    Shards ``0, 1, 2, ...`` (``n_hard`` hard events each, default :func:`shard_size`) are seeded from
-    ``(seed, class, shard)`` and merged in index order, so the arrays are identical for any ``workers`` (worker
-    processes, started with *spawn* so a notebook kernel's threads are not forked). Returns the arrays (see
-    :func:`hepnb.generate.resim.simulate_shard`) and run statistics (shards used, events showered and seconds per
-    step summed over the used shards, wall time).
+    Shard ``k`` is ``job(k, n)`` with ``n = n_hard`` or :func:`shard_size` ``(k)``; ``workers`` > 1 runs shards in
+    spawned processes (a notebook kernel's threads are not forked). Shards are pure, so the result is the same for
+    any ``workers``: more workers only compute (and drop) more spare shards. Merge the result with :func:`merge`.
     """
-    cls = jet_class(class_name)
-    sel = selection or Selection()
     n_events = check_int("n_events", n_events)
     workers = check_int("workers", workers)
-    t0 = time.perf_counter()
-    bar = tqdm(total=n_events, desc=f"{cls.name} hard events", unit="ev", disable=not progress, delay=2.0)
+    bar = tqdm(total=n_events, desc=desc, unit="ev", disable=not progress, delay=2.0)
     prefix = _Prefix(n_events, bar)
     try:
         if workers == 1:
             for shard in range(MAX_SHARDS):
                 if prefix.done:
                     break
-                prefix.add(shard, simulate_shard(cls.name, seed, shard, _size(shard, n_hard), sel))
+                prefix.add(shard, job(shard, _size(shard, n_hard)))
         else:
-            _run_pool(cls.name, seed, sel, workers, n_hard, prefix)
+            _run_pool(job, workers, n_hard, prefix)
     finally:
         bar.close()
     if not prefix.done:
-        raise GeneratorError(f"{cls.name}: {MAX_SHARDS} shards gave only {prefix.have} events")
-    used = prefix.used()
-    return _merge(used, n_events), _run_info(used, time.perf_counter() - t0, workers)
+        raise GeneratorError(f"{desc}: {MAX_SHARDS} shards gave only {prefix.have} events")
+    return prefix.used()
 
 
-def _run_pool(class_name: str, seed: int, sel: Selection, workers: int, n_hard: int | None, prefix: _Prefix) -> None:
-    """Run shards in ``workers`` spawned processes until ``prefix`` is done (or :data:`MAX_SHARDS` are spent)."""
+def _resim_job(class_name: str, seed: int, sel: Selection, shard: int, n: int) -> dict[str, Any]:
+    return simulate_shard(class_name, seed, shard, n, sel)
+
+
+def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Selection | None = None,
+                   workers: int = 1, n_hard: int | None = None, progress: bool = True
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``n_events`` hard events of one class, each with its matched jet in every variation.
+
+    Shards ``0, 1, 2, ...`` (``n_hard`` hard events each, default :func:`shard_size`) are seeded from
+    ``(seed, class, shard)`` and merged in index order by :func:`run_shards`, so the arrays are identical for any
+    ``workers``. Returns the arrays (see :func:`hepnb.generate.resim.simulate_shard`) and run statistics (shards
+    used, events showered and seconds per step summed over the used shards, wall time).
+    """
+    cls = jet_class(class_name)
+    sel = selection or Selection()
+    t0 = time.perf_counter()
+    job = functools.partial(_resim_job, cls.name, int(seed), sel)
+    used = run_shards(job, n_events, workers, n_hard, f"{cls.name} hard events", progress)
+    return merge(used, n_events), _run_info(used, time.perf_counter() - t0, workers)
+
+
+def _run_pool(job: ShardJob, workers: int, n_hard: int | None, prefix: _Prefix) -> None:
+    """Run shards of ``job`` in ``workers`` spawned processes until ``prefix`` is done (or :data:`MAX_SHARDS`)."""
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     running: dict[cf.Future[dict[str, Any]], int] = {}
     next_shard = 0
@@ -136,7 +156,7 @@ def _run_pool(class_name: str, seed: int, sel: Selection, workers: int, n_hard: 
                 in_flight = sum(_size(k, n_hard) for k in running.values())
                 if rate is not None and prefix.have + rate * in_flight >= 1.2 * prefix.n_events:
                     break
-                future = pool.submit(simulate_shard, class_name, seed, next_shard, _size(next_shard, n_hard), sel)
+                future = pool.submit(job, next_shard, _size(next_shard, n_hard))
                 running[future] = next_shard
                 next_shard += 1
             if not running:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ops_for", "is_torch", "safe_sqrt", "safe_log", "pt_eta_phi_ops", "pt", "eta", "phi",
-           "pt_eta_phi", "p4_from_pt_eta_phi", "rapidity", "mass", "wrap_phi", "delta_r"]
+           "pt_eta_phi", "p4_from_pt_eta_phi", "rapidity", "mass", "minkowski_dot", "boost", "wrap_phi",
+           "delta_r"]
 
 
 class _NumpyOps:
@@ -192,6 +193,38 @@ def mass(p4: Any) -> Any:
     p4 = ops.floats(p4)
     m2 = p4[..., 3] ** 2 - (p4[..., 0] ** 2 + p4[..., 1] ** 2 + p4[..., 2] ** 2)
     return safe_sqrt(ops, m2)
+
+
+def minkowski_dot(a: Any, b: Any) -> Any:
+    """The Minkowski product ``E_a E_b - p_a . p_b`` [GeV^2] of 4-vectors ``(..., 4)`` (metric +,-,-,-; broadcasts).
+
+    ``minkowski_dot(p, p)`` is the squared mass. Explained in ``book/symmetry/symmetry.ipynb`` (the inputs of the
+    Lorentz-invariant network)."""
+    return a[..., 3] * b[..., 3] - (a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2])
+
+
+def boost(p4: Any, beta: Any) -> Any:
+    """4-vectors ``(..., 4)`` seen from a frame moving with velocity ``-beta``: the pure Lorentz boost by the
+    velocity ``beta`` ``(..., 3)`` (|beta| < 1; broadcasts against ``p4``'s leading axes), the active convention in
+    which a particle at rest acquires velocity ``beta``.
+
+    ``E' = gamma (E + beta . p)``, ``p' = p + [(gamma - 1) (beta . p) / beta^2 + gamma E] beta``. ``beta = 0`` is the
+    identity. Masses and Minkowski products are unchanged (``tests/test_kinematics_boost.py``). NumPy (float64)
+    and torch. Explained in ``book/symmetry/symmetry.ipynb``.
+    """
+    ops = ops_for(p4)
+    p4, beta = ops.floats(p4), ops.floats(beta)
+    b2 = (beta * beta).sum(-1)
+    if (b2 >= 1).any():
+        raise ValueError("boost needs |beta| < 1")
+    gamma = 1.0 / ops.sqrt(1.0 - b2)
+    bp = (beta * p4[..., :3]).sum(-1)
+    e = p4[..., 3]
+    # (gamma - 1) / beta^2 = gamma^2 / (gamma + 1): finite at beta = 0
+    coeff = (gamma * gamma / (gamma + 1.0)) * bp + gamma * e
+    space = p4[..., :3] + coeff[..., None] * beta
+    energy = gamma * (e + bp)
+    return ops.concat([space, energy[..., None]], axis=-1)
 
 
 def wrap_phi(dphi: Any) -> Any:

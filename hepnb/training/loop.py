@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +31,14 @@ __all__ = ["History", "Strategy", "fit", "evaluate", "predict"]
 Optimiser = torch.optim.Optimizer
 MakeOptimiser = Callable[[Iterable[nn.Parameter]], Optimiser]
 MakeScheduler = Callable[[Optimiser], Any]
+Monitor = Callable[[nn.Module, int], Mapping[str, float]]
 
 
 @dataclass
 class History:
     """Per-epoch training loss, validation loss and validation metric, the seconds of each epoch's training steps,
-    and the epoch whose weights were kept (lowest validation loss)."""
+    the epoch whose weights were kept (lowest validation loss), and what a ``monitor`` measured after each epoch
+    (``monitored[name][epoch]``)."""
 
     metric: str = ""
     train_loss: list[float] = field(default_factory=list)
@@ -44,12 +46,13 @@ class History:
     val_metric: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
+    monitored: dict[str, list[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able copy (stored with checkpoints)."""
         return {"metric": self.metric, "train_loss": list(self.train_loss), "val_loss": list(self.val_loss),
                 "val_metric": list(self.val_metric), "epoch_seconds": list(self.epoch_seconds),
-                "best_epoch": self.best_epoch}
+                "best_epoch": self.best_epoch, "monitored": {k: list(v) for k, v in self.monitored.items()}}
 
 
 class Strategy:
@@ -116,7 +119,8 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: str | torch.devi
 def fit(model: nn.Module, train: Iterable[Batch], val: Iterable[Batch], epochs: int, lr: float = 1e-4,
         weight_decay: float = 1e-2, patience: int | None = None, device: str | torch.device = "cpu",
         progress: bool = True, task: Task | None = None, strategy: Strategy | None = None,
-        make_optimiser: MakeOptimiser | None = None, make_scheduler: MakeScheduler | None = None) -> History:
+        make_optimiser: MakeOptimiser | None = None, make_scheduler: MakeScheduler | None = None,
+        monitor: Monitor | None = None) -> History:
     """Train ``model`` on ``task`` with ``strategy``; keep the weights of the epoch with the lowest validation loss.
 
     ``train``, ``val``: iterables of dict batches, iterated once per epoch. ``task``: what is learned (default
@@ -124,7 +128,9 @@ def fit(model: nn.Module, train: Iterable[Batch], val: Iterable[Batch], epochs: 
     plain descent). The optimiser is AdamW(``lr``, ``weight_decay``) unless ``make_optimiser(params)`` builds
     another; ``make_scheduler(optimiser)`` (optional) is stepped once per epoch. ``patience``: stop after this many
     epochs without a better validation loss (None: all ``epochs``). The validation loss is the task's clean loss in
-    eval mode. Returns the :class:`History`; the model is left in eval mode with no ``.grad`` set.
+    eval mode. ``monitor(model, epoch) -> {name: value}`` is called after every epoch with the model in eval mode
+    and without gradients (a learning curve on a fixed test set, say: ``book/symmetry/symmetry.ipynb``); its
+    values go to ``History.monitored`` and its time is not counted in ``epoch_seconds``. Returns the :class:`History`; the model is left in eval mode with no ``.grad`` set.
     """
     epochs = check_int("epochs", epochs)
     if patience is not None:
@@ -158,6 +164,10 @@ def fit(model: nn.Module, train: Iterable[Batch], val: Iterable[Batch], epochs: 
         val_loss, val_metric = evaluate(model, val, task, device)
         history.val_loss.append(val_loss)
         history.val_metric.append(val_metric)
+        if monitor is not None:
+            with torch.no_grad(), mode(model, False):
+                for name, value in monitor(model, epoch).items():
+                    history.monitored.setdefault(name, []).append(float(value))
         bar.set_postfix(train=f"{history.train_loss[-1]:.4f}", val=f"{val_loss:.4f}")
         if val_loss < best:
             best, history.best_epoch = val_loss, epoch
