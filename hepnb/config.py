@@ -110,6 +110,18 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "batch_size": Knob("count", 128, 128, 128, "minibatch size (Rothen et al., Table VII)"),
         "lr": Knob("positive", 1e-4, 1e-4, 1e-4, "AdamW learning rate (Rothen et al., Table VII)"),
     },
+    "symmetry": {
+        "n_events": Knob("count", 1_500, 20_000, 50_000,
+                         "accepted Z and gamma* -> mu mu events per class, 70% training, 10% validation, 20% test "
+                         "(Nabat et al.: 100k in all, 80/20)"),
+        "epochs": Knob("count", 2, 20, 100, "training epochs per model (Nabat et al.: 100)"),
+        "ensembles": Knob("count", 2, 3, 5, "independent replicas (data, smearing, split, initial weights) per "
+                          "model (Nabat et al.: 5 ensembles)"),
+        "sigma": Knob("fraction", 0.10, 0.10, 0.10, "relative muon pT resolution of the detector model "
+                      "(Nabat et al.: 10%)"),
+        "batch_size": Knob("count", 128, 128, 128, "minibatch size (Nabat et al.)"),
+        "workers": Knob("count", 2, 2, 1, "processes generating events and training models side by side"),
+    },
 }
 
 

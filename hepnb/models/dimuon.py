@@ -19,6 +19,11 @@ Inputs are scaled inside the models by fixed constants, never learned from data:
 :data:`GEV_SCALE` (100 GeV: O(1) numbers, and a 4-vector stays a 4-vector), the invariants go through
 ``sign(x) log(1 + |x|)`` of their value in GeV^2 (as in the paper's code), computed in float64 so that boosting the
 muons changes them only at rounding level.
+
+Give the models float64 4-vectors where exact invariance matters: every model casts its inputs to its own weights'
+dtype only after the invariants are computed. A muon's ``m^2 = E^2 - |p|^2`` (0.011 GeV^2) cancels catastrophically:
+float32 components of a 600 GeV muon carry a rounding error of ~0.04 GeV^2 in it, so from float32 input the two
+squared masses are mostly rounding noise, and noise growing with the energy, which no boost leaves unchanged.
 """
 
 from __future__ import annotations
@@ -61,16 +66,21 @@ def _check(p4: torch.Tensor) -> torch.Tensor:
     return p4
 
 
-def invariants(p4: torch.Tensor) -> torch.Tensor:
+def invariants(p4: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``(B, 3)``: ``m1^2``, ``m2^2`` and ``p1 . p2`` [GeV^2] of the muon pair, each as ``sign(x) log(1 + |x|)``.
 
-    Lorentz invariant by construction; computed in float64 and returned in ``p4``'s dtype. For muons of fixed mass
-    only ``p1 . p2 = (m_mumu^2 - m1^2 - m2^2) / 2`` varies: the invariant network sees the pair mass and nothing
-    else."""
+    Lorentz invariant by construction; computed in float64 and returned in ``dtype`` (default: ``p4``'s). For muons
+    of fixed mass only ``p1 . p2 = (m_mumu^2 - m1^2 - m2^2) / 2`` varies: the invariant network sees the pair mass
+    and nothing else (exactly only from float64 ``p4``: module docstring)."""
     p = _check(p4).double()
     a, b = p[:, 0], p[:, 1]
     x = torch.stack([minkowski_dot(a, a), minkowski_dot(b, b), minkowski_dot(a, b)], dim=-1)
-    return (torch.sign(x) * torch.log1p(x.abs())).to(p4.dtype)
+    return (torch.sign(x) * torch.log1p(x.abs())).to(p4.dtype if dtype is None else dtype)
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of a module's weights: what its inputs are cast to once the invariants are computed."""
+    return next(module.parameters()).dtype
 
 
 def leading_pt(p4: torch.Tensor) -> torch.Tensor:
@@ -88,7 +98,7 @@ class _MuonMap(nn.Module):
 
     def forward(self, p4: torch.Tensor) -> torch.Tensor:
         b = p4.shape[0]
-        return self.net((p4 / GEV_SCALE).reshape(2 * b, 4)).reshape(b, 2, -1).sum(dim=1)
+        return self.net((p4 / GEV_SCALE).to(_dtype(self)).reshape(2 * b, 4)).reshape(b, 2, -1).sum(dim=1)
 
 
 class PFN(nn.Module):
@@ -116,7 +126,7 @@ class InvariantNet(nn.Module):
         self.hidden = tuple(hidden)
 
     def forward(self, p4: torch.Tensor) -> torch.Tensor:
-        return self.net(invariants(p4)).squeeze(-1)
+        return self.net(invariants(p4, _dtype(self))).squeeze(-1)
 
 
 class HybridNet(nn.Module):
@@ -145,12 +155,13 @@ class HybridNet(nn.Module):
     def general_weight(self, lead_pt: torch.Tensor) -> torch.Tensor:
         """``w`` (B,) in [0, 1], the weight on the general subnet, for leading-muon pT values ``lead_pt`` [GeV];
         ``1 - w`` goes to the invariant subnet (the softmax of two outputs)."""
-        return torch.softmax(self.weight_net((lead_pt / GEV_SCALE).reshape(-1, 1)), dim=-1)[:, 0]
+        x = (lead_pt / GEV_SCALE).to(_dtype(self)).reshape(-1, 1)
+        return torch.softmax(self.weight_net(x), dim=-1)[:, 0]
 
     def forward(self, p4: torch.Tensor) -> torch.Tensor:
         p4 = _check(p4)
-        g, s = self.general(p4), self.invariant(invariants(p4))
-        lead = leading_pt(p4)
+        g, s = self.general(p4), self.invariant(invariants(p4, _dtype(self)))
+        lead = leading_pt(p4).to(_dtype(self))
         w = self.general_weight(lead)[:, None]
         if self.pooling == "sum":
             z = w * g + (1 - w) * s
