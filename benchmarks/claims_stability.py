@@ -42,11 +42,14 @@ def chapter_notebooks(chapter: str, root: Path) -> list[Path]:
 
 
 def seeds_of(chapter: str, scale: str, params: dict[str, Any]) -> int:
-    """How many consecutive seeds one base uses (the chapter's ``seeds`` knob, or 1)."""
-    if "seeds" in params:
-        return int(params["seeds"])
-    knob = CHAPTERS[chapter].get("seeds")
-    return int(knob.at(scale)) if knob is not None else 1
+    """How many consecutive seeds one base uses (the chapter's ``seeds`` or ``ensembles`` knob, or 1)."""
+    for name in ("seeds", "ensembles"):
+        if name in params:
+            return int(params[name])
+        knob = CHAPTERS[chapter].get(name)
+        if knob is not None:
+            return int(knob.at(scale))
+    return 1
 
 
 def execute(notebook: Path, out: Path, scale: str, base: int, params: dict[str, Any]) -> float:

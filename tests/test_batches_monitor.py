@@ -206,6 +206,7 @@ def test_monitor_values_follow_early_stopping_and_its_time_is_not_counted():
                   make_optimiser=lambda params: torch.optim.SGD(params, lr=0.0))
     assert len(history.train_loss) == 3 and history.best_epoch == 0
     assert history.monitored["epoch"] == [0.0, 1.0, 2.0]
+    assert len(history.epoch_seconds) == 3
     assert all(s < 0.1 for s in history.epoch_seconds)  # the monitor's sleep is not in the epoch's time
 
 

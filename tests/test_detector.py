@@ -179,7 +179,7 @@ def chi2_per_bin(s, b, var, used):
 
 
 def test_weighted_background_equals_the_signal_histogram_on_the_fitted_sample():
-    values, labels = make_classes(50_000, 50_000, seed=20)
+    values, labels = make_classes(50_000, 80_000, seed=20)  # unequal: the scale matters
     rw = fit_reweighting(values, labels, bins=100)
     assert len(rw.edges) == 101 and len(rw.ratio) == 100
     w = rw.weights(values, labels)
@@ -192,9 +192,9 @@ def test_weighted_background_equals_the_signal_histogram_on_the_fitted_sample():
 
 def test_weighted_background_matches_the_signal_within_statistics_on_a_new_sample():
     # fit on a big sample so that the weights' own noise (1/4 of the test sample's) hardly adds to the chi2
-    values, labels = make_classes(200_000, 200_000, seed=21)
+    values, labels = make_classes(200_000, 320_000, seed=21)
     rw = fit_reweighting(values, labels, bins=100)
-    test_values, test_labels = make_classes(50_000, 50_000, seed=22)
+    test_values, test_labels = make_classes(50_000, 80_000, seed=22)
     w = rw.weights(test_values, test_labels)
     s, b, b2 = histograms(rw, test_values, test_labels, w)
     n_b, _ = np.histogram(np.clip(test_values[test_labels == 0], rw.edges[0], rw.edges[-1]), bins=rw.edges)

@@ -5,4 +5,6 @@ lifting and its paper's published values, so that the notebook reads as narrativ
 ``data``         the re-simulated jets against the papers' descriptions (``book/data/``)
 ``landscape``    the sharpness toolkit checked and applied (``book/landscape/``)
 ``adversarial``  Rothen et al.: adversarial training across simulators (``book/adversarial/``)
+``symmetry``     Nabat et al.: general, Lorentz-invariant and hybrid networks on Z vs gamma* dimuons
+                 (``book/symmetry/``)
 """
