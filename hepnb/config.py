@@ -120,7 +120,8 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "sigma": Knob("fraction", 0.10, 0.10, 0.10, "relative muon pT resolution of the detector model "
                       "(Nabat et al.: 10%)"),
         "batch_size": Knob("count", 128, 128, 128, "minibatch size (Nabat et al.)"),
-        "workers": Knob("count", 2, 2, 1, "processes generating events and training models side by side"),
+        "workers": Knob("count", 2, 2, 16, "processes generating events, and training models side by side on a "
+                        "CPU (on a GPU the trainings run one after another on the device)"),
     },
 }
 

@@ -14,7 +14,7 @@ import pytest
 from hepnb.data.reweighting import Reweighting, fit_reweighting
 from hepnb.errors import SampleError
 from hepnb.physics.detector import PT_FLOOR, smear_muons
-from hepnb.physics.kinematics import mass, p4_from_pt_eta_phi, pt_eta_phi
+from hepnb.physics.kinematics import boost, mass, p4_from_pt_eta_phi, pt_eta_phi
 
 MUON_MASS = 0.10566  # GeV
 
@@ -120,6 +120,23 @@ def test_input_is_not_modified():
     smear_muons(true, 0.1, seed=11)
     smear_muons(true, 0.1, seed=11, shared=True)
     assert np.array_equal(true, before)
+
+
+def test_relative_smearing_of_massless_muons_commutes_with_boosts():
+    """What the symmetry chapter says of the paper's detector model: smearing pT by a factor 1 + eps (eta, phi kept)
+    scales a massless 4-vector by 1 + eps, and a boost is linear, so smearing then boosting equals boosting then
+    smearing with the same draws. (With shared=True, the shift depends on muon 0's pT, which a boost changes.)"""
+    rng = np.random.default_rng(3)
+    pt_true = rng.uniform(10, 100, size=(500, 2))
+    eta_true, phi_true = rng.uniform(-2.5, 2.5, size=(500, 2)), rng.uniform(-np.pi, np.pi, size=(500, 2))
+    massless = p4_from_pt_eta_phi(pt_true, eta_true, phi_true, pt_true * np.cosh(eta_true))
+    beta = rng.normal(size=(500, 1, 3))
+    beta *= rng.uniform(0.1, 0.8, size=(500, 1, 1)) / np.linalg.norm(beta, axis=-1, keepdims=True)
+    one = boost(smear_muons(massless, 0.1, seed=5), beta)
+    other = smear_muons(boost(massless, beta), 0.1, seed=5)
+    np.testing.assert_allclose(one, other, rtol=1e-9, atol=1e-9)
+    shared = smear_muons(boost(massless, beta), 0.1, seed=5, shared=True)
+    assert np.abs(boost(smear_muons(massless, 0.1, seed=5, shared=True), beta) - shared).max() > 1e-3
 
 
 def test_same_seed_same_smearing_other_seed_other_smearing():

@@ -2,11 +2,13 @@
 
 ``sample``    :class:`~hepnb.data.sample.JetSample`, jets of N hard events in V shower variations
 ``files``     atomic writes and validated HDF5 opening
-``store``     the native ``hepnb-resim`` HDF5 layout: write and validated read
+``store``     the native HDF5 files: the ``hepnb-resim`` layout, and the writer and opener every native format uses
 ``cache``     generate once, read back whenever the settings match (``load_or_generate``, ``load_classes``)
 ``public``    the real public RS3L files, read into the same sample
 ``features``  the 15 constituent and 2 jet features (NumPy or torch)
-``datasets``  splits by hard event and PyTorch datasets/batches
+``datasets``  splits by hard event and PyTorch datasets/batches (``DictBatches``: shuffled or weighted draws)
+``dimuon``    the ``hepnb-dimuon`` files of Z and gamma* -> mu mu events and their cache
+``reweighting``  background weights in bins of one variable
 
-Explained in ``book/data/resimulation.ipynb``.
+Explained in ``book/data/resimulation.ipynb`` (dimuons and reweighting in ``book/symmetry/symmetry.ipynb``).
 """

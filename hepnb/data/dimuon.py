@@ -136,7 +136,8 @@ def generation_record(name: str, seed: int, acceptance: Any = None) -> dict[str,
             "generator": f"pythia8mc {_version('pythia8mc')}", "class_name": cls.name, "label": cls.label,
             "process": cls.process, "seed": int(seed), "acceptance": asdict(acc),
             "settings": dimuon.dimuon_settings(cls.name, acc),
-            "shard_sizes": {"first": list(shards.SHARD_SIZES), "then": shards.SHARD_SIZE_MAX}}
+            "shard_sizes": {"first": [dimuon.SHARD_FACTOR * n for n in shards.SHARD_SIZES],
+                            "then": dimuon.SHARD_FACTOR * shards.SHARD_SIZE_MAX}}
 
 
 def cache_path(name: str, seed: int = 0, acceptance: Any = None, folder: str | os.PathLike[str] | None = None
@@ -171,7 +172,8 @@ def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: 
     n_events = check_int("n_events", n_events)
     t0 = time.perf_counter()
     job = functools.partial(dimuon.simulate_shard, cls.name, int(seed), acc)
-    used = shards.run_shards(job, n_events, workers, desc=f"{cls.name} -> mu mu events", progress=progress)
+    used = shards.run_shards(job, n_events, workers, desc=f"{cls.name} -> mu mu events", progress=progress,
+                             factor=dimuon.SHARD_FACTOR)
     arrays = shards.merge(used, n_events)
     arrays["label"] = np.full(n_events, cls.label, dtype=np.int8)
     wall = time.perf_counter() - t0

@@ -4,7 +4,8 @@
 ``pythia``     a quiet, seeded, validated Pythia instance and batched generation into awkward arrays
 ``processes``  the named physics processes of the book (settings lists shared by every chapter)
 ``resim``      one shard: hard scatterings showered five ways, matched jets (``book/data/resimulation.ipynb``)
-``shards``     many shards in worker processes, merged into one reproducible sample
+``dimuon``     Z and gamma* -> mu mu events for Nabat et al. (``book/symmetry/symmetry.ipynb``)
+``shards``     many shards of any pure shard job in worker processes, merged into one reproducible sample
 
 The names below are loaded on first use, so ``import hepnb.generate.catalogue`` (which every file reader does) stays
 light.

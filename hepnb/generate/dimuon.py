@@ -33,11 +33,14 @@ from hepnb.generate.pythia import derive_seed, generate_events, make_pythia, vis
 from hepnb.physics import kinematics
 from hepnb.validation import check_int, check_positive
 
-__all__ = ["PIPELINE_VERSION", "DIMUON_CLASSES", "DimuonClass", "Acceptance", "MUON_ID", "dimuon_class",
+__all__ = ["PIPELINE_VERSION", "SHARD_FACTOR", "DIMUON_CLASSES", "DimuonClass", "Acceptance", "MUON_ID", "dimuon_class",
            "dimuon_settings", "simulate_shard"]
 
 PIPELINE_VERSION = 1  # bump when the pipeline writes different bytes for the same settings (part of the cache hash)
 MUON_ID = 13
+# Dimuon events are cheap (~15k/s per core), so shards are 4x the jets' (2000, 4000, ..., then 32000 events): Pythia's
+# initialisation (~0.25 s) is then ~10% of a production shard instead of ~30% (benchmarks/dimuon_generation.py).
+SHARD_FACTOR = 4
 
 
 @dataclass(frozen=True)

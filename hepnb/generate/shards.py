@@ -45,8 +45,13 @@ def shard_size(shard: int) -> int:
     return SHARD_SIZES[shard] if shard < len(SHARD_SIZES) else SHARD_SIZE_MAX
 
 
-def _size(shard: int, n_hard: int | None) -> int:
-    return shard_size(shard) if n_hard is None else int(n_hard)
+def _sizes(n_hard: int | None, factor: int) -> Callable[[int], int]:
+    """Events of shard ``k``: ``n_hard`` for every shard if given, else ``factor *`` :func:`shard_size` ``(k)``."""
+    if n_hard is not None:
+        n_hard = check_int("n_hard", n_hard)
+        return lambda k: n_hard
+    factor = check_int("factor", factor)
+    return lambda k: factor * shard_size(k)
 
 
 def merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
@@ -93,15 +98,18 @@ class _Prefix:
 
 
 def run_shards(job: ShardJob, n_events: int, workers: int = 1, n_hard: int | None = None, desc: str = "events",
-               progress: bool = True) -> list[dict[str, Any]]:
+               progress: bool = True, factor: int = 1) -> list[dict[str, Any]]:
     """The shards ``0 .. k-1`` of ``job`` whose kept events first reach ``n_events``, in index order.
 
-    Shard ``k`` is ``job(k, n)`` with ``n = n_hard`` or :func:`shard_size` ``(k)``; ``workers`` > 1 runs shards in
+    Shard ``k`` is ``job(k, n)`` with ``n = n_hard`` or ``factor *`` :func:`shard_size` ``(k)`` (a generator whose
+    events are cheap takes bigger shards, to spread Pythia's initialisation over more of them; the factor is part of
+    its files' cache hash); ``workers`` > 1 runs shards in
     spawned processes (a notebook kernel's threads are not forked). Shards are pure, so the result is the same for
     any ``workers``: more workers only compute (and drop) more spare shards. Merge the result with :func:`merge`.
     """
     n_events = check_int("n_events", n_events)
     workers = check_int("workers", workers)
+    size = _sizes(n_hard, factor)
     bar = tqdm(total=n_events, desc=desc, unit="ev", disable=not progress, delay=2.0)
     prefix = _Prefix(n_events, bar)
     try:
@@ -109,9 +117,9 @@ def run_shards(job: ShardJob, n_events: int, workers: int = 1, n_hard: int | Non
             for shard in range(MAX_SHARDS):
                 if prefix.done:
                     break
-                prefix.add(shard, job(shard, _size(shard, n_hard)))
+                prefix.add(shard, job(shard, size(shard)))
         else:
-            _run_pool(job, workers, n_hard, prefix)
+            _run_pool(job, workers, size, prefix)
     finally:
         bar.close()
     if not prefix.done:
@@ -141,7 +149,7 @@ def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Sel
     return merge(used, n_events), _run_info(used, time.perf_counter() - t0, workers)
 
 
-def _run_pool(job: ShardJob, workers: int, n_hard: int | None, prefix: _Prefix) -> None:
+def _run_pool(job: ShardJob, workers: int, size: Callable[[int], int], prefix: _Prefix) -> None:
     """Run shards of ``job`` in ``workers`` spawned processes until ``prefix`` is done (or :data:`MAX_SHARDS`)."""
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     running: dict[cf.Future[dict[str, Any]], int] = {}
@@ -150,13 +158,13 @@ def _run_pool(job: ShardJob, workers: int, n_hard: int | None, prefix: _Prefix) 
         while not prefix.done:
             # Keep the workers busy, but stop submitting once the shards in flight are expected to cover what is
             # missing (kept fraction measured on the finished shards). Extra shards only cost time.
-            tried = sum(_size(k, n_hard) for k in prefix.results)
+            tried = sum(size(k) for k in prefix.results)
             rate = sum(len(r["event_id"]) for r in prefix.results.values()) / tried if tried else None
             while len(running) < workers and next_shard < MAX_SHARDS:
-                in_flight = sum(_size(k, n_hard) for k in running.values())
+                in_flight = sum(size(k) for k in running.values())
                 if rate is not None and prefix.have + rate * in_flight >= 1.2 * prefix.n_events:
                     break
-                future = pool.submit(job, next_shard, _size(next_shard, n_hard))
+                future = pool.submit(job, next_shard, size(next_shard))
                 running[future] = next_shard
                 next_shard += 1
             if not running:

@@ -3,6 +3,8 @@ and where we differ.
 
 ``dense``        the dense jet tagger of Rothen et al. (Table VI), explained in ``book/landscape/sharpness.ipynb``
 ``transformer``  the jet transformer of Glowacki (Sec. 3.2), explained in ``book/landscape/sharpness.ipynb``
+``dimuon``       the PFN, Lorentz-invariant and hybrid networks of Nabat et al. (App. B), explained in
+                 ``book/symmetry/symmetry.ipynb``
 """
 
 from __future__ import annotations
