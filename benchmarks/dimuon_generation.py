@@ -1,11 +1,11 @@
 """Dimuon generation throughput: one shard of :func:`hepnb.generate.dimuon.simulate_shard` against a bare
 ``Pythia.next()`` loop with the same settings, on one core, in one run.
 
-The shard (production size by default: 32,000 events) generates events with ``nextBatch`` (awkward arrays), picks the two muons, orders them, and applies the
-acceptance; the bare loop only calls ``pythia.next()`` (its initialisation not timed). The ratio of the two
-generated-event rates (pipeline / bare) says what the batch interface and the array work cost or save; the target is
->= 0.7. The note of the symmetry chapter (``book/symmetry/symmetry.ipynb``) quotes the accepted events per second
-per core printed here.
+The shard (production size by default: 32,000 events) generates events with ``nextBatch`` (awkward arrays), picks
+the two muons, orders them, and applies the acceptance; the bare loop only calls ``pythia.next()`` (its
+initialisation not timed). The ratio of the two generated-event rates (pipeline / bare) says what the batch
+interface, the initialisation and the array work cost; the target is >= 0.7. The symmetry chapter
+(``book/symmetry/symmetry.ipynb``) quotes the accepted events per second per core printed here.
 
 Run: ``.venv/bin/python benchmarks/dimuon_generation.py [--class z] [--events 32000] [--bare-events 16000]``. Always
 exits 0 (benchmarks report, they do not fail); prints ``BELOW TARGET`` under the target.

@@ -13,7 +13,16 @@ import torch
 from torch import nn
 
 from hepnb.models import n_parameters
-from hepnb.models.dimuon import GEV_SCALE, POOLINGS, PFN, HybridNet, InvariantNet, invariants, leading_pt, mlp
+from hepnb.models.dimuon import (
+    GEV_SCALE,
+    PFN,
+    POOLINGS,
+    HybridNet,
+    InvariantNet,
+    invariants,
+    leading_pt,
+    mlp,
+)
 from hepnb.physics.kinematics import boost, p4_from_pt_eta_phi
 
 MUON_MASS = 0.10566  # GeV

@@ -27,7 +27,8 @@ from hepnb.generate.pythia import GeneratorError
 from hepnb.generate.resim import Selection, simulate_shard
 from hepnb.validation import check_int
 
-__all__ = ["SHARD_SIZES", "SHARD_SIZE_MAX", "MAX_SHARDS", "ShardJob", "shard_size", "run_shards", "merge", "generate_class"]
+__all__ = ["SHARD_SIZES", "SHARD_SIZE_MAX", "MAX_SHARDS", "ShardJob", "shard_size", "run_shards", "merge",
+           "generate_class"]
 
 ShardJob = Callable[[int, int], dict[str, Any]]  # (shard index, events to generate) -> arrays incl. "event_id"
 

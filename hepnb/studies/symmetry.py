@@ -42,7 +42,7 @@ from hepnb.evaluation.stats import seed_difference, seed_estimate, seed_stats
 from hepnb.evaluation.tables import format_pm
 from hepnb.generate.pythia import derive_seed
 from hepnb.models import n_parameters
-from hepnb.models.dimuon import POOLINGS, PFN, HybridNet, InvariantNet, leading_pt
+from hepnb.models.dimuon import PFN, POOLINGS, HybridNet, InvariantNet, leading_pt
 from hepnb.physics.detector import smear_muons
 from hepnb.physics.kinematics import mass, pt
 from hepnb.training.checkpoints import checkpoint_path, load_checkpoint, load_or_train
@@ -52,8 +52,9 @@ from hepnb.validation import check_fraction, check_int
 
 __all__ = ["TRAINING_VERSION", "FRACTIONS", "MODELS", "LABELS", "COLOURS", "NABAT", "WEIGHT_PT", "SPEED_LEVEL",
            "Replica", "load_replica", "load_replicas", "make_model", "layer_rows", "Job", "Result", "jobs", "train",
-           "epoch_monitor", "lr_score", "choose_lr", "lr_rows", "curves", "epochs_to_fraction", "speed_rows", "weight_curves",
-           "fraction_rows", "claims_rows", "appendix_a_rows", "pooling_rows", "sigma_series", "sigma_rows", "reweighting_histograms",
+           "epoch_monitor", "lr_score", "choose_lr", "lr_rows", "curves", "epochs_to_fraction", "speed_rows",
+           "weight_curves", "fraction_rows", "claims_rows", "appendix_a_rows", "pooling_rows", "sigma_series",
+           "sigma_rows", "reweighting_histograms",
            "mass_slices", "width_rows"]
 
 TRAINING_VERSION = 2  # bump when a change to this chapter's training makes its checkpoints wrong
@@ -99,9 +100,10 @@ class Replica:
     the smeared leading-muon pT of the training rows.
 
     ``p4`` (N, 2, 4) float64 smeared muons [GeV] (float64, because a muon's m^2 = E^2 - |p|^2 of 0.011 GeV^2 does
-    not survive float32 rounding of 100 GeV components: the invariants must be computed before any cast), ``true`` the generator's, ``label`` 1 = Z, ``lead_pt`` [GeV],
-    ``weights`` the reweighting applied to every event (signal 1), ``order`` a fixed permutation of each split that
-    smaller training fractions take the first rows of (so a small training set is inside every larger one)."""
+    not survive float32 rounding of 100 GeV components: the invariants must be computed before any cast), ``true``
+    the generator's, ``label`` 1 = Z, ``lead_pt`` [GeV], ``weights`` the reweighting applied to every event (signal
+    1). Each split's rows are in a fixed random order per seed, and a smaller training fraction takes the first of
+    them (:meth:`subset`), so a small training set is inside every larger one."""
 
     seed: int
     sigma: float
@@ -604,7 +606,7 @@ def sigma_rows(results: Mapping[Job, Result], sigmas: Sequence[float], fraction:
         row: dict[str, Any] = {"σ": f"{sigma:g}"}
         for name in ("pfn", "invariant", "hybrid"):
             m = seed_stats([r.final for r in _select(results, model=name, **match)])
-            row[f"AUC {name}"] = format_pm(m[0], m[1], 4, signed=False)
+            row[f"AUC {'PFN' if name == 'pfn' else name}"] = format_pm(m[0], m[1], 4, signed=False)
         row["PFN − invariant"] = format_pm(*_paired(results, "pfn", "invariant", lambda r: r.final, **match), 4)
         row["hybrid − invariant"] = format_pm(*_paired(results, "hybrid", "invariant", lambda r: r.final, **match), 4)
         w = seed_stats([float(np.mean(r.weight_deciles)) for r in _select(results, model="hybrid", **match)])

@@ -130,7 +130,8 @@ def fit(model: nn.Module, train: Iterable[Batch], val: Iterable[Batch], epochs: 
     epochs without a better validation loss (None: all ``epochs``). The validation loss is the task's clean loss in
     eval mode. ``monitor(model, epoch) -> {name: value}`` is called after every epoch with the model in eval mode
     and without gradients (a learning curve on a fixed test set, say: ``book/symmetry/symmetry.ipynb``); its
-    values go to ``History.monitored`` and its time is not counted in ``epoch_seconds``. Returns the :class:`History`; the model is left in eval mode with no ``.grad`` set.
+    values go to ``History.monitored`` and its time is not counted in ``epoch_seconds``. Returns the
+    :class:`History`; the model is left in eval mode with no ``.grad`` set.
     """
     epochs = check_int("epochs", epochs)
     if patience is not None:
