@@ -45,7 +45,7 @@ from hepnb.models import n_parameters
 from hepnb.models.dimuon import PFN, POOLINGS, HybridNet, InvariantNet, leading_pt
 from hepnb.physics.detector import smear_muons
 from hepnb.physics.kinematics import mass, pt
-from hepnb.training.checkpoints import checkpoint_path, load_checkpoint, load_or_train
+from hepnb.training.checkpoints import load_if_usable, load_or_train
 from hepnb.training.loop import fit, predict
 from hepnb.training.tasks import BinaryTask
 from hepnb.validation import check_fraction, check_int
@@ -339,17 +339,6 @@ def _result(job: Job, meta: Mapping[str, Any]) -> Result:
                   float(meta["seconds"]), bool(meta.get("trained", False)))
 
 
-def _cached(job: Job, replica: Replica) -> dict[str, Any] | None:
-    path = checkpoint_path("symmetry", _key(job, replica), TRAINING_VERSION)
-    if not path.exists():
-        return None
-    try:
-        return {**load_checkpoint(path, make_model(job.model), _key(job, replica), TRAINING_VERSION),
-                "trained": False}
-    except Exception:  # a damaged or mismatched file is retrained over by load_or_train
-        return None
-
-
 def train(jobs: Sequence[Job], replicas: Mapping[tuple[float, int], Replica], workers: int = 1,
           device: str = "cpu") -> dict[Job, Result]:
     """Every job trained (or loaded from its checkpoint): ``{job: Result}``.
@@ -365,11 +354,11 @@ def train(jobs: Sequence[Job], replicas: Mapping[tuple[float, int], Replica], wo
     out: dict[Job, Result] = {}
     todo = []
     for job in jobs:
-        meta = _cached(job, replicas[job.replica])
+        meta = load_if_usable("symmetry", _key(job, replicas[job.replica]), make_model(job.model), TRAINING_VERSION)
         if meta is None:
             todo.append(job)
         else:
-            out[job] = _result(job, meta)
+            out[job] = _result(job, {**meta, "trained": False})
     bar = tqdm(total=len(jobs), initial=len(out), desc="trainings", delay=2)
     try:
         if workers == 1 or len(todo) <= 1 or device != "cpu":
@@ -443,15 +432,20 @@ def lr_rows(results: Mapping[Job, Result], models: Sequence[str]) -> list[dict[s
     return rows
 
 
-def curves(results: Mapping[Job, Result], model: str, key: str = "auc", **match: Any
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(epochs 1..E, mean, std)`` over seeds of a per-epoch curve (``"auc"`` or ``"cumulative"``)."""
+def _band(results: Mapping[Job, Result], model: str, key: str, **match: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` over seeds, point by point, of a list-valued :class:`Result` field (std 0 for one seed)."""
     rs = _select(results, model=model, **match)
     if not rs:
         raise KeyError(f"no results for model {model!r} with {match}")
     values = np.array([getattr(r, key) for r in rs])
-    std = values.std(axis=0, ddof=1) if len(rs) > 1 else np.zeros(values.shape[1])
-    return np.arange(1, values.shape[1] + 1), values.mean(axis=0), std
+    return values.mean(axis=0), values.std(axis=0, ddof=1) if len(rs) > 1 else np.zeros(values.shape[1])
+
+
+def curves(results: Mapping[Job, Result], model: str, key: str = "auc", **match: Any
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(epochs 1..E, mean, std)`` over seeds of a per-epoch curve (``"auc"`` or ``"cumulative"``)."""
+    mean, std = _band(results, model, key, **match)
+    return np.arange(1, len(mean) + 1), mean, std
 
 
 def epochs_to_fraction(curve: Sequence[float], final: float, level: float = SPEED_LEVEL) -> int:
@@ -486,10 +480,7 @@ def speed_rows(results: Mapping[Job, Result], models: Sequence[str], fractions: 
 def weight_curves(results: Mapping[Job, Result], model: str = "hybrid", **match: Any
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(pT grid, mean, std)`` of the hybrid's learned weight on the general subnet, over seeds (Fig. 5)."""
-    rs = _select(results, model=model, **match)
-    values = np.array([r.weight for r in rs])
-    std = values.std(axis=0, ddof=1) if len(rs) > 1 else np.zeros(values.shape[1])
-    return WEIGHT_PT, values.mean(axis=0), std
+    return (WEIGHT_PT, *_band(results, model, "weight", **match))
 
 
 def fraction_rows(results: Mapping[Job, Result], models: Sequence[str], fractions: Sequence[float],
@@ -600,19 +591,13 @@ def sigma_rows(results: Mapping[Job, Result], sigmas: Sequence[float], fraction:
                ) -> list[dict[str, Any]]:
     """Beyond the paper: per smearing width, each model's final AUC, the PFN − invariant and hybrid − invariant gaps
     (paired by seed) and the hybrid's mean weight on the general subnet over the test events."""
-    rows = []
-    for sigma in sigmas:
-        match = {"sigma": float(sigma), "fraction": fraction}
-        row: dict[str, Any] = {"σ": f"{sigma:g}"}
-        for name in ("pfn", "invariant", "hybrid"):
-            m = seed_stats([r.final for r in _select(results, model=name, **match)])
-            row[f"AUC {'PFN' if name == 'pfn' else name}"] = format_pm(m[0], m[1], 4, signed=False)
-        row["PFN − invariant"] = format_pm(*_paired(results, "pfn", "invariant", lambda r: r.final, **match), 4)
-        row["hybrid − invariant"] = format_pm(*_paired(results, "hybrid", "invariant", lambda r: r.final, **match), 4)
-        w = seed_stats([float(np.mean(r.weight_deciles)) for r in _select(results, model="hybrid", **match)])
-        row["hybrid ⟨w⟩"] = format_pm(w[0], w[1], 3, signed=False)
-        rows.append(row)
-    return rows
+    series = sigma_series(results, sigmas, fraction)
+    columns = {"pfn": ("AUC PFN", False, 4), "invariant": ("AUC invariant", False, 4),
+               "hybrid": ("AUC hybrid", False, 4), "pfn - invariant": ("PFN − invariant", True, 4),
+               "hybrid - invariant": ("hybrid − invariant", True, 4), "weight": ("hybrid ⟨w⟩", False, 3)}
+    return [{"σ": f"{sigma:g}", **{title: format_pm(series[k][0][i], series[k][1][i], digits, signed=signed)
+                                   for k, (title, signed, digits) in columns.items()}}
+            for i, sigma in enumerate(sigmas)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from hepnb.data.files import atomic_path
 from hepnb.errors import CheckpointError
 from hepnb.validation import check_int
 
-__all__ = ["CheckpointError", "key_hash", "checkpoint_path", "save_checkpoint", "load_checkpoint", "load_or_train"]
+__all__ = ["CheckpointError", "key_hash", "checkpoint_path", "save_checkpoint", "load_checkpoint", "load_if_usable",
+           "load_or_train"]
 
 FORMAT = "hepnb-checkpoint"
 
@@ -89,21 +90,32 @@ def load_checkpoint(path: str | os.PathLike[str], model: nn.Module, key: Mapping
     return json.loads(payload["meta"])
 
 
+def load_if_usable(kind: str, key: Mapping[str, Any], model: nn.Module, version: int,
+                   folder: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The meta of the checkpoint for ``key`` and ``version`` loaded into ``model`` (left in eval mode), or ``None``
+    if there is none or it is damaged or mismatched. A study that trains missing models elsewhere (in worker
+    processes: ``book/symmetry/symmetry.ipynb``) asks this first."""
+    path = checkpoint_path(kind, key, version, folder)
+    if not path.exists():
+        return None
+    try:
+        meta = load_checkpoint(path, model, key, version)
+    except CheckpointError:
+        return None
+    model.eval()
+    return meta
+
+
 def load_or_train(kind: str, key: Mapping[str, Any], model: nn.Module,
                   train: Callable[[nn.Module], Mapping[str, Any]], version: int,
                   folder: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], bool]:
     """``(meta, trained)``: the checkpoint for ``key`` and the study's ``version`` loaded into ``model`` if there is
     a usable one, else ``meta = train(model)`` (which trains ``model`` in place) saved first. A damaged or
     mismatched file is trained over. The model is left in eval mode."""
-    path = checkpoint_path(kind, key, version, folder)
-    if path.exists():
-        try:
-            meta = load_checkpoint(path, model, key, version)
-            model.eval()
-            return meta, False
-        except CheckpointError:
-            pass
+    meta = load_if_usable(kind, key, model, version, folder)
+    if meta is not None:
+        return meta, False
     meta = dict(train(model))
-    save_checkpoint(path, model, key, version, meta)
+    save_checkpoint(checkpoint_path(kind, key, version, folder), model, key, version, meta)
     model.eval()
     return meta, True
