@@ -202,8 +202,11 @@ def test_invariance_penalty_equals_its_definition_and_makes_the_model_invariant(
         with torch.no_grad():
             gaps[name] = float(sum(task.penalty(net, b) for b in val) / len(val))
     assert gaps["penalised"] < 0.2 * gaps["plain"]  # the soft constraint made the model (nearly) invariant under g
-    with pytest.raises(ValueError, match="weight"):
-        InvariancePenaltyTask(base, transform=_flip_first, weight=0.0)
+    zero = InvariancePenaltyTask(base, transform=_flip_first, weight=0.0)  # lambda = 0 is exactly the base loss
+    assert torch.equal(zero.loss(model, batch), base.loss(model, batch))
+    for bad in (-0.1, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="weight"):
+            InvariancePenaltyTask(base, transform=_flip_first, weight=bad)
 
 
 def test_distillation_fits_the_teacher_logits_and_leaves_the_teacher_alone():

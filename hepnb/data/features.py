@@ -130,6 +130,52 @@ def particle_flags(pid: Any, charge: Any, mask: Any) -> Any:
     return ops.out(ops.stack([ops.where(f, 1.0, 0.0) for f in flags], axis=-1))
 
 
+KINEMATIC_FEATURES: tuple[str, ...] = FEATURE_NAMES[:7]  # the seven of Glowacki, Sec. 3.1 (4-vectors only)
+
+
+def _jet_axis(ops: Any, p4: Any, mask: Any, jet_p4: Any) -> Any:
+    """``jet_p4`` checked against ``p4`` (..., C, 4), or the sum of the masked constituents where it is ``None``."""
+    shape = tuple(p4.shape[:-1])
+    if jet_p4 is None:
+        return ops.sum(ops.where(mask[..., None], p4, 0.0), axis=-2)
+    jet_p4 = ops.floats(jet_p4)
+    _check_p4(jet_p4, "jet_p4")
+    if tuple(jet_p4.shape) != shape[:-1] + (4,):
+        raise ValueError(f"jet_p4 must have shape {shape[:-1] + (4,)} (one jet per constituent list), "
+                         f"got {tuple(jet_p4.shape)}")
+    return jet_p4
+
+
+def _kinematic_columns(ops: Any, p4: Any, mask: Any, jet_p4: Any) -> list[Any]:
+    """The seven kinematic columns of :data:`KINEMATIC_FEATURES` (padding not yet zeroed)."""
+    pt, eta, phi = pt_eta_phi_ops(ops, p4)
+    jet_pt, jet_eta, jet_phi = pt_eta_phi_ops(ops, jet_p4)
+    log_pt, log_e = safe_log(ops, pt), safe_log(ops, p4[..., 3])
+    jet_log_pt, jet_log_e = safe_log(ops, jet_pt)[..., None], safe_log(ops, jet_p4[..., 3])[..., None]
+    deta = eta - jet_eta[..., None]
+    dphi = wrap_phi(phi - jet_phi[..., None])
+    dr = delta_r(eta, phi, jet_eta[..., None], jet_phi[..., None])
+    return [log_pt, log_pt - jet_log_pt, log_e, log_e - jet_log_e, deta, dphi, dr]
+
+
+def kinematic_features(p4: Any, mask: Any, jet_p4: Any = None) -> Any:
+    """The seven features of :data:`KINEMATIC_FEATURES` per constituent, shape (..., C, 7), float32: what needs
+    only the 4-vectors (Glowacki's inputs, the first seven of :data:`FEATURE_NAMES`).
+
+    ``p4`` (..., C, 4) px, py, pz, E [GeV]; ``mask`` (..., C); ``jet_p4`` (..., 4) the jet axis and pT/E reference,
+    ``None`` for the sum of the masked constituents (what the symmetry loss uses after boosting the constituents:
+    ``book/simplicity/simplicity.ipynb``). Padding is exactly 0; numpy or torch (differentiable), like
+    :func:`constituent_features`, whose first seven columns these are.
+    """
+    _check_p4(p4)
+    ops = ops_for(p4)
+    p4 = ops.floats(p4)
+    mask = ops.asarray(mask) != 0
+    _check_shape("mask", mask, tuple(p4.shape[:-1]))
+    columns = _kinematic_columns(ops, p4, mask, _jet_axis(ops, p4, mask, jet_p4))
+    return ops.out(ops.where(mask[..., None], ops.stack(columns, axis=-1), 0.0))
+
+
 def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask: Any, jet_p4: Any = None) -> Any:
     """The 15 features of :data:`FEATURE_NAMES` for each constituent, shape (..., C, 15), float32.
 
@@ -138,8 +184,9 @@ def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask:
     constituents (what the symmetry loss wants after boosting the constituents).
 
     ``log_pt``, ``log_e``: log of pT and E in GeV; ``log_pt_rel``, ``log_e_rel``: the same minus the jet's;
-    ``deta``, ``dphi`` (wrapped to (-pi, pi]), ``dr = hypot(deta, dphi)`` to the jet axis; ``charge``;
-    ``tanh_d0``, ``tanh_dz`` of the impact parameters in mm; then the flags of :func:`particle_flags`.
+    ``deta``, ``dphi`` (wrapped to (-pi, pi]), ``dr = hypot(deta, dphi)`` to the jet axis (these seven are
+    :func:`kinematic_features`); ``charge``; ``tanh_d0``, ``tanh_dz`` of the impact parameters in mm; then the
+    flags of :func:`particle_flags`.
     Padding (``mask`` False) is exactly 0 in every feature; nothing is ``nan`` or ``inf``, and on torch the
     gradients with respect to ``p4`` and ``jet_p4`` are finite too. Works on numpy arrays and torch tensors
     alike. Explained in ``book/data/resimulation.ipynb``.
@@ -152,24 +199,8 @@ def constituent_features(p4: Any, charge: Any, pid: Any, d0: Any, dz: Any, mask:
     d0, dz = ops.floats(d0), ops.floats(dz)
     for name, array in (("charge", charge), ("pid", pid), ("d0", d0), ("dz", dz), ("mask", mask)):
         _check_shape(name, array, shape)
-    if jet_p4 is None:
-        jet_p4 = ops.sum(ops.where(mask[..., None], p4, 0.0), axis=-2)
-    else:
-        jet_p4 = ops.floats(jet_p4)
-        _check_p4(jet_p4, "jet_p4")
-        if tuple(jet_p4.shape) != shape[:-1] + (4,):
-            raise ValueError(f"jet_p4 must have shape {shape[:-1] + (4,)} (one jet per constituent list), "
-                             f"got {tuple(jet_p4.shape)}")
-
-    pt, eta, phi = pt_eta_phi_ops(ops, p4)
-    jet_pt, jet_eta, jet_phi = pt_eta_phi_ops(ops, jet_p4)
-    log_pt, log_e = safe_log(ops, pt), safe_log(ops, p4[..., 3])
-    jet_log_pt, jet_log_e = safe_log(ops, jet_pt)[..., None], safe_log(ops, jet_p4[..., 3])[..., None]
-    deta = eta - jet_eta[..., None]
-    dphi = wrap_phi(phi - jet_phi[..., None])
-    dr = delta_r(eta, phi, jet_eta[..., None], jet_phi[..., None])
-    columns = [log_pt, log_pt - jet_log_pt, log_e, log_e - jet_log_e, deta, dphi, dr, ops.floats(charge),
-               ops.tanh(d0), ops.tanh(dz)]
+    columns = _kinematic_columns(ops, p4, mask, _jet_axis(ops, p4, mask, jet_p4))
+    columns += [ops.floats(charge), ops.tanh(d0), ops.tanh(dz)]
     kinematic = ops.where(mask[..., None], ops.stack(columns, axis=-1), 0.0)
     return ops.concat([ops.out(kinematic), particle_flags(pid, charge, mask)], axis=-1)
 
@@ -250,3 +281,69 @@ class EtaPhiRotation:
         if isinstance(inputs, tuple):
             return (rotate_eta_phi(inputs[0], self.angle), *inputs[1:])
         return rotate_eta_phi(inputs, self.angle)
+
+
+class JetBoost:
+    """The transformation ``g`` of Glowacki's soft Lorentz-symmetry loss (SEAL): one random Lorentz boost per jet,
+    applied to every constituent's 4-vector, and the features recomputed from the boosted 4-vectors with the jet
+    axis (and the pT and E references) taken from the boosted constituents. Explained in
+    ``book/simplicity/simplicity.ipynb``.
+
+    ``jet_boost(batch) -> batch``: the batch's ``p4`` (B, C, 4) [GeV] and ``mask`` (B, C) give a new ``x`` (B, C, 7)
+    of :data:`KINEMATIC_FEATURES`; every other entry is kept. Velocities follow
+    :func:`hepnb.physics.kinematics.random_velocities` (direction uniform on the sphere, ``|beta|^2`` uniform in
+    ``[0, beta2_max)``), drawn from a NumPy generator seeded with ``seed`` (a new draw at every call). Padding stays
+    exactly zero (a zero 4-vector boosts to zero). The boost runs on the batch's device, in float64 when ``p4`` is.
+    """
+
+    def __init__(self, seed: int = 0, beta2_max: float = 0.95, p4_key: str = "p4", mask_key: str = "mask",
+                 x_key: str = "x"):
+        from hepnb.physics.kinematics import random_velocities
+
+        random_velocities(0, beta2_max)  # checks beta2_max
+        self.seed, self.beta2_max = int(seed), float(beta2_max)
+        self.keys = (p4_key, mask_key, x_key)
+        self.rng = np.random.default_rng(self.seed)
+
+    def velocities(self, n: int) -> np.ndarray:
+        """The next ``n`` boost velocities (n, 3)."""
+        from hepnb.physics.kinematics import random_velocities
+
+        return random_velocities(n, self.beta2_max, self.rng)
+
+    def __call__(self, batch: Any) -> dict[str, Any]:
+        p4_key, mask_key, x_key = self.keys
+        p4, mask = batch[p4_key], batch[mask_key]
+        beta = self.velocities(int(p4.shape[0]))
+        return {**batch, x_key: boosted_features(p4, mask, beta)}
+
+
+def boosted_features(p4: Any, mask: Any, beta: Any) -> Any:
+    """:func:`kinematic_features` of jets whose constituents ``p4`` (B, C, 4) are boosted by one velocity per jet,
+    ``beta`` (B, 3); the jet axis is the sum of the boosted constituents. NumPy or torch like ``p4`` (``beta`` is
+    converted). Explained in ``book/simplicity/simplicity.ipynb``."""
+    from hepnb.physics.kinematics import boost
+
+    if is_torch(p4):
+        import torch
+
+        beta = torch.as_tensor(beta, dtype=p4.dtype if p4.is_floating_point() else torch.float64, device=p4.device)
+    else:
+        beta = np.asarray(beta, dtype=np.float64)
+    if tuple(beta.shape) != (p4.shape[0], 3):
+        raise ValueError(f"beta must be (B, 3) with B = {p4.shape[0]} jets, got {tuple(beta.shape)}")
+    return kinematic_features(boost(p4, beta[:, None, :]), mask)
+
+
+class BoostInputs:
+    """The ``g`` of Glowacki's R(ε) (eq. 6) on model inputs ``(x, mask)``: the features of the same jets boosted by
+    fixed velocities ``beta`` (B, 3), recomputed from their 4-vectors ``p4`` (B, C, 4). Explained in
+    ``book/simplicity/simplicity.ipynb``."""
+
+    def __init__(self, p4: Any, beta: Any):
+        self.p4, self.beta = p4, beta
+
+    def __call__(self, inputs: Any) -> tuple[Any, ...]:
+        x, mask = inputs[0], inputs[-1]
+        gx = boosted_features(self.p4.to(x.device) if is_torch(self.p4) else self.p4, mask, self.beta)
+        return (gx, *inputs[1:])

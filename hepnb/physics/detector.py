@@ -7,6 +7,9 @@ muons, from its own seed, so ``sigma`` is a knob and one generated file serves e
 
 The paper's code differs: it draws *one* Gaussian per event, of width ``sigma * pT`` of muon 0, and adds that same
 shift to both muons (``shared=True`` reproduces it). The book follows the text.
+
+The same per-particle smearing of every jet constituent, :func:`smear_pt`, is Glowacki's robustness test (eq. 7,
+``book/simplicity/simplicity.ipynb``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from hepnb.physics.kinematics import mass, p4_from_pt_eta_phi, pt_eta_phi
 from hepnb.validation import check_int
 
-__all__ = ["PT_FLOOR", "smear_muons"]
+__all__ = ["PT_FLOOR", "smear_muons", "smear_pt"]
 
 PT_FLOOR = 1e-3  # a smeared pT is kept above this fraction of the true pT (reached with probability < 1e-6 at 0.2)
 
@@ -38,13 +41,25 @@ def smear_muons(muons: np.ndarray, sigma: float, seed: int, shared: bool = False
     if sigma == 0:
         return muons.copy()
     rng = np.random.default_rng(seed)
-    pt, eta, phi = pt_eta_phi(muons)
-    m = mass(muons)
+    pt = pt_eta_phi(muons)[0]
     if shared:
         shift = rng.normal(0.0, 1.0, size=(len(muons), 1)) * sigma * pt[:, :1]
-        smeared = pt + shift
-    else:
-        smeared = pt * (1.0 + rng.normal(0.0, sigma, size=pt.shape))
+        return _with_pt(muons, pt + shift)
+    return _with_pt(muons, pt * (1.0 + rng.normal(0.0, sigma, size=pt.shape)))
+
+
+def smear_pt(p4: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Every particle's pT multiplied by ``1 + sigma * N(0, 1)``, independently (Glowacki, eq. 7), eta, phi and mass
+    kept: jet constituents ``(N, C, 4)`` [GeV], whose zero-padded entries stay zero. Floored at :data:`PT_FLOOR` of
+    the true pT; ``sigma = 0`` is an exact copy; seeded with ``seed``. Explained in
+    ``book/simplicity/simplicity.ipynb``."""
+    return smear_muons(p4, sigma, seed)
+
+
+def _with_pt(p4: np.ndarray, smeared: np.ndarray) -> np.ndarray:
+    """``p4`` with its pT replaced by ``smeared`` (floored at :data:`PT_FLOOR` of the old pT), eta, phi, mass kept."""
+    pt, eta, phi = pt_eta_phi(p4)
+    m = mass(p4)
     smeared = np.maximum(smeared, PT_FLOOR * pt)
     p = smeared * np.cosh(eta)
     return p4_from_pt_eta_phi(smeared, eta, phi, np.sqrt(p * p + m * m))

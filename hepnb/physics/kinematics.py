@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ops_for", "is_torch", "safe_sqrt", "safe_log", "pt_eta_phi_ops", "pt", "eta", "phi",
-           "pt_eta_phi", "p4_from_pt_eta_phi", "rapidity", "mass", "minkowski_dot", "boost", "wrap_phi",
-           "delta_r"]
+           "pt_eta_phi", "p4_from_pt_eta_phi", "rapidity", "mass", "minkowski_dot", "boost", "random_velocities",
+           "wrap_phi", "delta_r"]
 
 
 class _NumpyOps:
@@ -225,6 +225,22 @@ def boost(p4: Any, beta: Any) -> Any:
     space = p4[..., :3] + coeff[..., None] * beta
     energy = gamma * (e + bp)
     return ops.concat([space, energy[..., None]], axis=-1)
+
+
+def random_velocities(n: int, beta2_max: float = 0.95, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """``n`` boost velocities ``(n, 3)``: directions uniform on the sphere, ``|beta|^2`` uniform in
+    ``[0, beta2_max)`` -- the law of the SEAL authors' code (``|beta| = sqrt(U(0, 0.95))``), used by Glowacki's soft
+    Lorentz-symmetry loss. ``rng`` is a NumPy generator or a seed. Explained in ``book/simplicity/simplicity.ipynb``.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    if not 0 <= beta2_max < 1:
+        raise ValueError(f"beta2_max must lie in [0, 1), got {beta2_max!r}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    direction = rng.normal(size=(int(n), 3))
+    norm = np.linalg.norm(direction, axis=-1, keepdims=True)
+    direction = direction / np.where(norm > 0, norm, 1.0)
+    return direction * np.sqrt(rng.uniform(0.0, beta2_max, size=(int(n), 1)))
 
 
 def wrap_phi(dphi: Any) -> Any:

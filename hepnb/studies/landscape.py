@@ -388,21 +388,24 @@ class EigenWalk:
 
 
 def eigen_walk(model: nn.Module, space: landscape.ParameterSpace, top: landscape.EigenResult, inputs: Sequence[Tensor],
-               seed: int = 0, reach: float = 3.0, eps_ratio: np.ndarray | None = None) -> EigenWalk:
+               seed: int = 0, reach: float = 3.0, eps_ratio: np.ndarray | None = None,
+               transform: Callable | None = None) -> EigenWalk:
     """Walk along the top eigenvector ``nu_1`` of ``space``.
 
     The loss profile ``L(theta + eps nu_1) - L(theta)`` for ``|eps| <= reach / sqrt(lambda_1)`` (where the
     quadratic term is of order one) next to its second-order Taylor expansion ``(g . nu_1) eps + lambda_1 eps^2 / 2``
     (``g`` the gradient: zero at an exact minimum, small after early stopping); and Glowacki's eq. 6 ratio
     ``R(eps) = f(x) / f(g x)`` on the jets ``inputs`` (those of the space), ``g`` a rotation of each jet by a random
-    angle (seeded) in the (deta, dphi) plane (:class:`hepnb.data.features.EtaPhiRotation`).
+    angle (seeded) in the (deta, dphi) plane (:class:`hepnb.data.features.EtaPhiRotation`), or ``transform``
+    (inputs -> g inputs) where given: the random Lorentz boost of ``book/simplicity/simplicity.ipynb``.
     """
     lam, nu1 = float(top.eigenvalues[0]), top.eigenvectors[0]
     slope = float(space.gradient() @ nu1.to(space.device, space.dtype))
     eps_profile = np.linspace(-reach, reach, 13) / np.sqrt(lam)
     eps_ratio = np.linspace(-0.5, 0.5, 21) if eps_ratio is None else np.asarray(eps_ratio, dtype=float)
-    angle = torch.rand(len(inputs[0]), generator=torch.Generator().manual_seed(seed), dtype=inputs[0].dtype)
-    rotation = EtaPhiRotation((angle * 2 * np.pi).to(space.device))
-    ratio = landscape.output_ratio(model, tuple(inputs), rotation, nu1, eps_ratio, space)
+    if transform is None:
+        angle = torch.rand(len(inputs[0]), generator=torch.Generator().manual_seed(seed), dtype=inputs[0].dtype)
+        transform = EtaPhiRotation((angle * 2 * np.pi).to(space.device))
+    ratio = landscape.output_ratio(model, tuple(inputs), transform, nu1, eps_ratio, space)
     return EigenWalk(eps_profile, landscape.loss_profile(space, nu1, eps_profile),
                      slope * eps_profile + 0.5 * lam * eps_profile**2, slope, eps_ratio, ratio)

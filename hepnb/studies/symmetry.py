@@ -19,11 +19,8 @@ so the page only narrates and plots. The pieces, in the page's order:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
-import multiprocessing
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,6 +44,7 @@ from hepnb.physics.detector import smear_muons
 from hepnb.physics.kinematics import mass, pt
 from hepnb.training.checkpoints import load_if_usable, load_or_train
 from hepnb.training.loop import fit, predict
+from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import BinaryTask
 from hepnb.validation import check_fraction, check_int
 
@@ -316,22 +314,6 @@ def _run(job: Job, replica: Replica, device: str) -> dict[str, Any]:
     return {**meta, "trained": trained}
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Train single-threaded: the same bits whether a job runs here or in a worker process."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _worker(job: Job, replica: Replica, device: str) -> dict[str, Any]:
-    with _one_thread():
-        return _run(job, replica, device)
-
-
 def _result(job: Job, meta: Mapping[str, Any]) -> Result:
     h = meta["history"]
     return Result(job, h["monitored"]["test_auc"], h["monitored"]["cumulative_auc"], h["val_metric"],
@@ -359,21 +341,9 @@ def train(jobs: Sequence[Job], replicas: Mapping[tuple[float, int], Replica], wo
             todo.append(job)
         else:
             out[job] = _result(job, {**meta, "trained": False})
-    bar = tqdm(total=len(jobs), initial=len(out), desc="trainings", delay=2)
-    try:
-        if workers == 1 or len(todo) <= 1 or device != "cpu":
-            for job in todo:
-                out[job] = _result(job, _worker(job, replicas[job.replica], device))
-                bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-                futures = {pool.submit(_worker, job, replicas[job.replica], device): job for job in todo}
-                for future in cf.as_completed(futures):
-                    out[futures[future]] = _result(futures[future], future.result())
-                    bar.update()
-    finally:
-        bar.close()
+    metas = run_jobs(_run, [(job, replicas[job.replica], device) for job in todo], workers, desc="trainings",
+                     parallel=device == "cpu")
+    out.update({job: _result(job, meta) for job, meta in zip(todo, metas)})
     return {job: out[job] for job in jobs}
 
 

@@ -12,6 +12,8 @@ something new brings a new task and leaves the loop alone:
   Harris et al.);
 * :class:`InvariancePenaltyTask`: any supervised task plus ``weight * mean((p(x) - p(g x))^2)`` for a transformation
   ``g`` of the batch (the soft symmetry loss of Glowacki's SEAL, with ``g`` a Lorentz boost);
+* :class:`AugmentedTask`: any supervised task on the batch and its transformed copy, without a penalty (the
+  control that separates SEAL's penalty from its more varied data);
 * :class:`DistillationTask`: a student fitted to a frozen teacher's logits by mean squared error (Glowacki's
   distillation), scored like the task it imitates.
 
@@ -37,7 +39,7 @@ from hepnb.models import mode
 from hepnb.validation import check_int, check_positive
 
 __all__ = ["Batch", "Task", "SupervisedTask", "BinaryTask", "MultiClassTask", "ContrastiveTask", "nt_xent",
-           "InvariancePenaltyTask", "DistillationTask", "move"]
+           "InvariancePenaltyTask", "AugmentedTask", "DistillationTask", "move"]
 
 Batch = Mapping[str, Any]
 
@@ -251,7 +253,9 @@ class InvariancePenaltyTask(Task):
     weight: float = 0.1
 
     def __post_init__(self) -> None:
-        self.weight = check_positive("weight", self.weight)
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight >= 0 \
+                or not math.isfinite(self.weight):
+            raise ValueError(f"weight must be a finite number >= 0 (0 gives the base loss), got {self.weight!r}")
         if not callable(self.transform):
             raise ValueError("transform must be callable as transform(batch) -> transformed batch")
         self.metric_name = self.base.metric_name
@@ -259,14 +263,49 @@ class InvariancePenaltyTask(Task):
     def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
         return self.base.inputs(batch)
 
+    def _consistency(self, model: nn.Module, outputs: Tensor, batch: Batch) -> Tensor:
+        """``mean((p(x) - p(g x))^2)`` given the model's outputs on ``x``."""
+        q = self.base.prediction(model(*self.base.inputs(self.transform(batch))))
+        return ((self.base.prediction(outputs) - q) ** 2).mean()
+
     def penalty(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
         """``mean((p(x) - p(g x))^2)`` over the batch."""
-        p = self.base.prediction(model(*(self.inputs(batch) if inputs is None else inputs)))
-        q = self.base.prediction(model(*self.base.inputs(self.transform(batch))))
-        return ((p - q) ** 2).mean()
+        return self._consistency(model, model(*(self.inputs(batch) if inputs is None else inputs)), batch)
 
     def loss(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
-        return self.base.loss(model, batch, inputs) + self.weight * self.penalty(model, batch, inputs)
+        if self.weight == 0:  # exactly the base loss (and no second forward pass)
+            return self.base.loss(model, batch, inputs)
+        outputs = model(*(self.inputs(batch) if inputs is None else inputs))  # one forward pass on x for both terms
+        return self.base.criterion(outputs, self.base.targets(batch)) + self.weight * self._consistency(
+            model, outputs, batch)
+
+    def predict(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+        return self.base.predict(model, batch)
+
+    def metric(self, predictions: np.ndarray, targets: np.ndarray | None) -> float:
+        return self.base.metric(predictions, targets)
+
+
+@dataclass
+class AugmentedTask(Task):
+    """``base``'s loss on the batch and on its transformed copy ``g x``, averaged: the data a soft symmetry loss
+    sees, without its consistency term. The control of ``book/simplicity/simplicity.ipynb``, which separates "the
+    SEAL penalty" from "more varied training data". A new ``g`` is drawn at every call; predictions and the metric
+    are ``base``'s on the untransformed batch."""
+
+    base: SupervisedTask
+    transform: Callable[[Batch], Batch]
+
+    def __post_init__(self) -> None:
+        if not callable(self.transform):
+            raise ValueError("transform must be callable as transform(batch) -> transformed batch")
+        self.metric_name = self.base.metric_name
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        return self.base.inputs(batch)
+
+    def loss(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
+        return 0.5 * (self.base.loss(model, batch, inputs) + self.base.loss(model, self.transform(batch)))
 
     def predict(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
         return self.base.predict(model, batch)
