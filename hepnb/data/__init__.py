@@ -8,7 +8,10 @@
 ``features``  the 15 constituent and 2 jet features (NumPy or torch)
 ``datasets``  splits by hard event and PyTorch datasets/batches (``DictBatches``: shuffled or weighted draws)
 ``dimuon``    the ``hepnb-dimuon`` files of Z and gamma* -> mu mu events and their cache
+``highpt``    ``HighPtSample``, the ``hepnb-highpt`` files of 1 TeV g, q, W, Z, t jets and their cache
+``hls4ml``    the real public hls4ml jet files, read into the same sample
 ``reweighting``  background weights in bins of one variable
 
-Explained in ``book/data/resimulation.ipynb`` (dimuons and reweighting in ``book/symmetry/symmetry.ipynb``).
+Explained in ``book/data/resimulation.ipynb`` (dimuons and reweighting in ``book/symmetry/symmetry.ipynb``, the
+1 TeV jets and the hls4ml files in ``book/simplicity/simplicity.ipynb``).
 """

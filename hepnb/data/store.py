@@ -109,10 +109,14 @@ def _foreign_hint(f: h5py.File) -> str:
     fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
     if "jet_pflow_cands" in f:
         return " It looks like a public RS3L file: read it with hepnb.data.public.load_rs3l."
+    if "jetConstituentList" in f:
+        return " It looks like a public hls4ml jet file: read it with hepnb.data.hls4ml.load_hls4ml."
     if fmt == FORMAT:
         return " It is a file of re-simulated jets: read it with hepnb.data.store.read_resim."
     if fmt == "hepnb-dimuon":
         return " It is a dimuon file: read it with hepnb.data.dimuon.read_dimuons."
+    if fmt == "hepnb-highpt":
+        return " It is a file of 1 TeV jets (g, q, W, Z, t): read it with hepnb.data.highpt.read_highpt."
     return ""
 
 

@@ -5,6 +5,7 @@
 ``processes``  the named physics processes of the book (settings lists shared by every chapter)
 ``resim``      one shard: hard scatterings showered five ways, matched jets (``book/data/resimulation.ipynb``)
 ``dimuon``     Z and gamma* -> mu mu events for Nabat et al. (``book/symmetry/symmetry.ipynb``)
+``highpt``     1 TeV g, q, W, Z, t jets like the hls4ml ones, for Glowacki (``book/simplicity/simplicity.ipynb``)
 ``shards``     many shards of any pure shard job in worker processes, merged into one reproducible sample
 
 The names below are loaded on first use, so ``import hepnb.generate.catalogue`` (which every file reader does) stays

@@ -62,6 +62,53 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "23:onMode = off",
         "23:onIfAny = 13",
     ),
+    # The five 1 TeV jet classes of the hls4ml jets (Glowacki's SEAL; ``book/simplicity/simplicity.ipynb``,
+    # hepnb.generate.highpt). Each is a 2 -> 2 whose two outgoing objects both belong to the class, with pTHat in
+    # 950-1150 GeV around the 900-1100 GeV jet window (a jet carries a few % less pT than its parton).
+    # Gluon jets: g g -> g g and q qbar -> g g (q g -> q g is left out: it would mix a quark into every event).
+    "hl_g": (
+        "HardQCD:gg2gg = on",
+        "HardQCD:qqbar2gg = on",
+        "PhaseSpace:pTHatMin = 950",
+        "PhaseSpace:pTHatMax = 1150",
+    ),
+    # Light-quark jets: q q' -> q q' (all flavours the PDFs hold; the generator keeps only u, d, s jets) and
+    # q qbar -> q' qbar' (new flavours u, d, s: HardQCD:nQuarkNew = 3, Pythia's default).
+    "hl_q": (
+        "HardQCD:qq2qq = on",
+        "HardQCD:qqbar2qqbarNew = on",
+        "PhaseSpace:pTHatMin = 950",
+        "PhaseSpace:pTHatMax = 1150",
+    ),
+    # W -> q qbar' jets: f fbar -> W+ W-, both W hadronic (quarks d u s c b).
+    "hl_w": (
+        "WeakDoubleBoson:ffbar2WW = on",
+        "24:onMode = off",
+        "24:onIfAny = 1 2 3 4 5",
+        "PhaseSpace:pTHatMin = 950",
+        "PhaseSpace:pTHatMax = 1150",
+    ),
+    # Z -> q qbar jets: f fbar -> Z Z (gmZmode = 2: the Z alone, no gamma*), both Z hadronic (b bbar included).
+    "hl_z": (
+        "WeakDoubleBoson:ffbar2gmZgmZ = on",
+        "WeakZ0:gmZmode = 2",
+        "23:onMode = off",
+        "23:onIfAny = 1 2 3 4 5",
+        "PhaseSpace:pTHatMin = 950",
+        "PhaseSpace:pTHatMax = 1150",
+    ),
+    # Top jets: g g, q qbar -> t tbar, t -> W b only (the CKM-suppressed W d, W s switched off, so every top jet holds
+    # a b), W hadronic.
+    "hl_t": (
+        "Top:gg2ttbar = on",
+        "Top:qqbar2ttbar = on",
+        "6:onMode = off",
+        "6:onIfMatch = 24 5",
+        "24:onMode = off",
+        "24:onIfAny = 1 2 3 4 5",
+        "PhaseSpace:pTHatMin = 950",
+        "PhaseSpace:pTHatMax = 1150",
+    ),
 }
 
 
