@@ -123,6 +123,24 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "workers": Knob("count", 2, 2, 16, "processes generating events, and training models side by side on a "
                         "CPU (on a GPU the trainings run one after another on the device)"),
     },
+    "simplicity": {
+        "n_jets": Knob("count", 400, 6_000, 177_132,
+                       "gluon and W jets per class, split 56/14/30 like Glowacki's 200,000/49,560/104,704 "
+                       "(paper scale: those numbers); Z and top jets: the test share of it"),
+        "epochs": Knob("count", 1, 8, 100, "training epochs per teacher (Glowacki: 100)"),
+        "seeds": Knob("count", 2, 3, 3, "trainings per model with different initial weights (Glowacki: 3)"),
+        "extra_seeds": Knob("count", 1, 2, 3, "seeds of the beyond-the-paper models (the augmentation control and "
+                            "the lambda scan's other weights)"),
+        "width": Knob("count", 16, 64, 256, "transformer width d_model (Glowacki: 256; the book scale trains a "
+                      "quarter-width model, see the page)"),
+        "student_epochs": Knob("count", 1, 8, 100, "distillation epochs per student"),
+        "hessian_jets": Knob("count", 64, 256, 2_048, "training jets in the batch whose loss Hessian is analysed"),
+        "rel_error": Knob("fraction", 0.2, 0.05, 0.02, "target relative standard error of Hutchinson's trace "
+                          "(the benchmark's 2% at paper scale)"),
+        "max_probes": Knob("count", 20, 150, 1_000, "Hutchinson probes at most per trace"),
+        "workers": Knob("count", 2, 2, 16, "processes generating jets, and training and analysing models side by "
+                        "side on a CPU"),
+    },
 }
 
 
