@@ -62,7 +62,8 @@ __all__ = ["TRAINING_VERSION", "ANALYSIS_VERSION", "GLOWACKI", "FRACTIONS", "MET
            "SIGMAS", "LAMBDAS", "JetData", "load_data", "make_teacher", "make_student", "Job", "jobs", "make_task",
            "train", "Settings", "settings", "analyse", "Distillation", "distil", "best_seed", "table1_rows",
            "table2_rows", "table3_rows", "curvature_rows", "distillation_rows", "scan_series", "scan_rows", "scan_jobs",
-           "claims_rows", "roc", "architecture_rows", "load_teacher", "n_test", "jet_observables", "boost_rows"]
+           "claims_rows", "roc", "architecture_rows", "load_teacher", "n_test", "jet_observables", "boost_rows",
+           "reading"]
 
 TRAINING_VERSION = 1  # bump when a change to this chapter's training makes its checkpoints wrong
 ANALYSIS_VERSION = 2  # bump when a change to the analysis makes its cached results wrong
@@ -108,7 +109,8 @@ class JetData:
     ``mask`` (N, 32), ``x`` (N, 32, 7) float32 features (:data:`hepnb.data.features.KINEMATIC_FEATURES`, jet axis
     = the sum of the kept constituents), ``label`` (N,) the five-class label (0 g, 1 q, 2 W, 3 Z, 4 t),
     ``event_id`` (N,), and ``rows``: indices of the gluon + W ``train``/``val``/``test`` splits, and the test jets of
-    the out-of-distribution classes (``near``: Z, ``far``: top)."""
+    the out-of-distribution classes (``near``: Z, ``far``: top); ``n_constituents`` (N,) counts each jet's
+    constituents before the truncation."""
 
     p4: np.ndarray
     mask: np.ndarray
@@ -117,6 +119,7 @@ class JetData:
     event_id: np.ndarray
     rows: Mapping[str, np.ndarray]
     source: Mapping[str, Any] = field(default_factory=dict)
+    n_constituents: np.ndarray | None = None  # per jet, before the truncation to 32
 
     def key(self) -> dict[str, Any]:
         """What identifies the data in checkpoint keys: files, sizes, split."""
@@ -199,12 +202,13 @@ def load_data(n_jets: int, seed: int = 0, workers: int = 1, public: bool = False
         out[task] = np.flatnonzero(label == _label(cls))
     x = kinematic_features(p4, mask)
     return JetData(p4, mask, np.asarray(x, np.float32), label, np.asarray(sample.event_id), out,
-                   {**source, "split_seed": int(seed), "constituents": N_CONSTITUENTS})
+                   {**source, "split_seed": int(seed), "constituents": N_CONSTITUENTS},
+                   np.asarray(sample.n_constituents))
 
 
 def jet_observables(data: JetData) -> dict[str, dict[str, np.ndarray]]:
-    """Per class (``g``, ``w``, ``z``, ``t``): the mass [GeV] and pT [GeV] of the sum of the kept constituents and
-    their number, for the page's first figure."""
+    """Per class (``g``, ``w``, ``z``, ``t``), keyed by its display label: the mass [GeV] and pT [GeV] of the sum of
+    the kept constituents and the number of constituents before truncation, for the page's first figure."""
     from hepnb.generate.highpt import HIGHPT_CLASSES
     from hepnb.physics.kinematics import mass, pt
 
@@ -213,7 +217,8 @@ def jet_observables(data: JetData) -> dict[str, dict[str, np.ndarray]]:
     for cls in HIGHPT_CLASSES:
         rows = data.label == cls.label
         if rows.any():
-            out[cls.name] = {"mass": mass(jet[rows]), "pt": pt(jet[rows]), "n": data.mask[rows].sum(1)}
+            n = data.mask[rows].sum(1) if data.n_constituents is None else data.n_constituents[rows]
+            out[cls.display] = {"mass": mass(jet[rows]), "pt": pt(jet[rows]), "n": n}
     return out
 
 
@@ -777,6 +782,44 @@ def claims_rows(analyses: Mapping[Job, dict], students: Mapping[Job, dict]) -> l
                               "< 0 (Fig. 9)", seed_difference(np.log(mse_c), np.log(mse_u), paired=True), -1,
                               digits=3, key="distillation MSE"))
     return rows
+
+
+def reading(analyses: Mapping[Job, dict], students: Mapping[Job, dict]) -> str:
+    """The page's reading of its own results, in Markdown, written from the values and verdicts of this run (so the
+    words cannot drift from the numbers)."""
+    claims = {r["key"]: r for r in claims_rows(analyses, students)}
+
+    def mean(path: Sequence[str], method: str) -> float:
+        values = _values(analyses, path, **_main(method))
+        return float(np.mean(values)) if values else float("nan")
+
+    inv = {m: mean(("invariance", "msd"), m) for m in METHODS}
+    ratios = {q: _log_ratio(analyses, q) for q in ("lambda1", "trace")}
+    spread = max(float(np.std(r, ddof=1) / abs(np.mean(r))) if len(r) > 1 else 0.0 for r, _, _ in ratios.values())
+    estimator = max(float(np.max(e)) for _, e, _ in ratios.values())
+    control = ("is at least as invariant: training on boosted jets alone buys the invariance" if inv["augment"]
+               <= inv["seal"] else "is less invariant than the constrained one")
+    lines = [
+        f"* **The constraint itself.** A random boost moves the unconstrained model's output by "
+        f"⟨(p(x) − p(Λx))²⟩ = {inv['bce']:.4f} on average, the constrained one's by {inv['seal']:.4f} (verdict: "
+        f"{claims['boost invariance']['reproduced']}); the augmentation control, which never sees the penalty "
+        f"({inv['augment']:.4f}), {control}.",
+        f"* **Curvature (Table 2).** Constrained / unconstrained λ₁ per seed: "
+        f"{', '.join(f'{r:.2f}' for r in ratios['lambda1'][0])} (the paper: {GLOWACKI['table2']['lambda1']}); "
+        f"Tr(H): {', '.join(f'{r:.2f}' for r in ratios['trace'][0])} (the paper: {GLOWACKI['table2']['trace']}). "
+        f"On the log scale: {claims['lambda1 ratio']['reproduced']} and {claims['trace ratio']['reproduced']}. "
+        f"The ratios scatter by up to {spread:.0%} from seed to seed, the estimators' own errors are at most "
+        f"{estimator:.1%}" + (": the seeds, not the estimators, limit what one pair of models (as in the paper) can "
+                              "say." if spread > estimator else "."),
+        f"* **Accuracy, out of distribution, robustness, distillation.** In distribution the constrained model's AUC "
+        f"differs by {claims['ID AUC difference']['ours']} ({claims['ID AUC difference']['reproduced']}); gluon vs Z "
+        f"by {claims['near OOD AUC']['ours']} ({claims['near OOD AUC']['reproduced']}), gluon vs top by "
+        f"{claims['far OOD AUC']['ours']} ({claims['far OOD AUC']['reproduced']}); the AUC lost at the largest "
+        f"smearing by {claims['smearing robustness']['ours']} ({claims['smearing robustness']['reproduced']})"
+        + (f"; the log distillation MSE by {claims['distillation MSE']['ours']} "
+           f"({claims['distillation MSE']['reproduced']})." if "distillation MSE" in claims else "."),
+    ]
+    return "\n".join(lines)
 
 
 def scan_jobs(seeds: Sequence[int], epochs: int, width: int, lambdas: Sequence[float] = LAMBDAS) -> list[Job]:
