@@ -1,14 +1,36 @@
 """Loss-landscape toolkit against PyHessian: top Hessian eigenvalue and Hessian trace of Glowacki's jet transformer.
 
-What is compared
-----------------
+Headline (run first; alone with ``--headline-only``)
+----------------------------------------------------
+The curvature summary the simplicity chapter (Glowacki's SEAL, :mod:`hepnb.studies.simplicity`) needs of each
+trained teacher: λ₁ to relative tolerance 1e-3 *and* Tr(H) to 2% relative standard error, together. The model is
+the chapter's trained unconstrained (BCE) teacher at ``--scale`` (default ``book``: width 64; ``smoke``: width 16),
+loaded from its checkpoint (``study.load_teacher``; if the chapter was not run at that scale the script says so and
+skips the headline), on the chapter's Hessian batch (``study._hessian_batch``: ``hessian_jets`` training jets, half
+gluon, half W), ``BCEWithLogitsLoss``, eval mode and the math SDPA kernel for both tools, both behind the same
+one-tensor ``Packed`` wrapper. hepnb runs as the chapter does (``study._curvature``): one
+``ParameterSpace(vectorize=False)`` built inside the timing, ``lanczos(space, k=1, tol=1e-3)``, then
+``hutchinson_trace(space, rel_error=0.02, deflate=5, batch_probes=8)`` on the same space. PyHessian: one
+``hessian(...)``, ``eigenvalues(top_n=1, maxIter=100, tol=1e-3)``, then Rademacher samples from its own
+``trace(maxIter=1, tol=0)`` until hepnb's stopping rule holds (as in part (b)). Both are capped at ``--max-probes``
+probes (PyHessian at the cap is flagged, and the ratio is then a lower bound). Checks: both λ₁ against a tol-1e-8
+Lanczos reference, and the two traces (each ± its SE) in combined standard errors. A variant with
+``batch_probes=1`` is timed and printed, not used. It ends in
+``headline speed ratio (PyHessian / hepnb), lambda_1 to 1e-3 + Tr(H) to 2% on the simplicity chapter's trained
+transformer: X.XX (target >= 3)``.
+Measured at book scale (2026-12-01, 2-core machine, partly loaded): 15.07, a lower bound. PyHessian reached the
+1500-probe cap at 3.5% (1504 HVPs, 760 s); hepnb needed 68 HVPs, 50 s (details in benchmarks/README.md). The headline
+takes ~15 minutes at book scale, nearly all of it PyHessian's probes.
+
+The parts below (a), (b)
+------------------------
 One model, one fixed batch, one process. The model is :class:`hepnb.models.JetTransformer` at the size of Glowacki's
-transformer (d_model 256, 3 layers, 4 heads: 1,257,473 parameters), trained for a few Adam steps on the batch itself (seeded) so
-that it is not at its random initialisation. The batch is random but seeded: ``--jets`` jets x 32 constituents x 15
-features, a random number of real constituents per jet (4 to 32, the rest zero padding), random binary labels,
-``BCEWithLogitsLoss``. PyHessian calls ``model(inputs)`` with one tensor, so both tools see the same wrapper: the
-features and the mask packed along the last axis, ``(B, 32, 16)``. Every PyHessian call runs under the math SDPA
-kernel (hepnb forces it itself); both tools work in eval mode.
+transformer (d_model 256, 3 layers, 4 heads: 1,257,473 parameters), trained for a few Adam steps on the batch itself
+(seeded) so that it is not at its random initialisation. The batch is random but seeded: ``--jets`` jets x 32
+constituents x 15 features, a random number of real constituents per jet (4 to 32, the rest zero padding), random
+binary labels, ``BCEWithLogitsLoss``. PyHessian calls ``model(inputs)`` with one tensor, so both tools see the same
+wrapper: the features and the mask packed along the last axis, ``(B, 32, 16)``. Every PyHessian call runs under the
+math SDPA kernel (hepnb forces it itself); both tools work in eval mode.
 
 (a) Top eigenvalue to relative tolerance 1e-3. PyHessian: ``hessian(...)`` (one forward and backward with
     ``create_graph``) plus ``eigenvalues(top_n=1, maxIter=100, tol=1e-3)``, power iteration stopped when the
@@ -31,23 +53,27 @@ Each task ends in ``speed ratio (PyHessian / hepnb): X.XX (target >= 3)`` (secon
 reports whether PyHessian left ``.grad`` set on the parameters (it does: ``loss.backward(create_graph=True)`` in its
 constructor, gradients that hold the whole double-backward graph) and whether it changed the model's mode.
 
-Run: ``.venv/bin/python benchmarks/landscape.py [--jets 64] [--adam-steps 20] [--rel-error 0.02] [--seed 0]``
-after ``pip install -r benchmarks/requirements.txt`` (PyHessian is a benchmark-only dependency). The batch is 64 jets,
-not 256: one Hessian-vector product of the Glowacki-size model costs ~0.3 s at 64 jets and ~1.7 s at 256 on the 2-core
-development machine, and the trace needs hundreds of probes for 2% (the Rademacher variance of this Hessian is large:
-a single probe scatters by 50-150% of the trace), so the run takes several minutes even so; ``--rel-error 0.05`` is
-~6x quicker. The model keeps Glowacki's size whatever ``--jets``. It always
-exits 0 (benchmarks report, they do not fail) and prints ``BELOW TARGET`` when a ratio is under 3.
+Run: ``.venv/bin/python benchmarks/landscape.py [--scale book] [--headline-only] [--jets 64] [--adam-steps 20]
+[--rel-error 0.02] [--seed 0]`` after ``pip install -r benchmarks/requirements.txt`` (PyHessian is a benchmark-only
+dependency); ``--jets``, ``--adam-steps``, ``--rel-error`` and ``--deflate`` concern parts (a) and (b) only, the
+headline keeps its fixed task. For (a) and (b) the batch is 64 jets, not 256: one Hessian-vector product of the
+Glowacki-size model costs ~0.3 s at 64 jets and ~1.7 s at 256 on the 2-core development machine, and the trace needs
+hundreds of probes for 2% (the Rademacher variance of this Hessian is large: a single probe scatters by 50-150% of the
+trace), so the run takes several minutes even so; ``--rel-error 0.05`` is ~6x quicker. The model keeps Glowacki's
+size whatever ``--jets``. It always exits 0 (benchmarks report, they do not fail) and prints ``BELOW TARGET`` when a
+ratio is under 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import math
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -58,6 +84,8 @@ TARGET = 3.0
 N_CONSTITUENTS, N_FEATURES = 32, 15
 PROBE_TIMING = 32  # probes per batch_probes setting in the short per-probe timing
 MIN_PROBES = 10  # hepnb.landscape.hutchinson_trace's default, applied to PyHessian's samples as well
+HEADLINE_EIG_TOL, HEADLINE_REL_ERROR = 1e-3, 0.02  # the headline task: lambda_1 to 1e-3 and Tr(H) to 2% together
+HEADLINE_DEFLATE, HEADLINE_BATCH_PROBES = 5, 8  # hepnb as the chapter runs it (study.Settings.deflate, _curvature)
 
 
 class Packed(nn.Module):
@@ -112,6 +140,35 @@ def rel_se(samples: np.ndarray) -> float:
     return float(np.std(samples, ddof=1) / math.sqrt(n) / abs(np.mean(samples))) if n > 1 else math.inf
 
 
+@contextlib.contextmanager
+def counted_pyhessian_hvps() -> Iterator[dict[str, int]]:
+    """Count PyHessian's Hessian-vector products (its ``hessian_vector_product``, patched and restored)."""
+    module = sys.modules["pyhessian.hessian"]
+    impl = module.hessian_vector_product
+    counter = {"n": 0}
+
+    def counted(*a):
+        counter["n"] += 1
+        return impl(*a)
+
+    module.hessian_vector_product = counted
+    try:
+        yield counter
+    finally:
+        module.hessian_vector_product = impl
+
+
+def pyhessian_trace_samples(h, rel_error: float, max_probes: int) -> list[float]:
+    """Rademacher samples from PyHessian's own ``trace(maxIter=1, tol=0)``, one call at a time, until hepnb's rule
+    holds: at least ``MIN_PROBES`` samples and ``std(ddof=1) / sqrt(n) / |mean| < rel_error`` (or ``max_probes``)."""
+    samples: list[float] = []
+    while len(samples) < max_probes:
+        samples += h.trace(maxIter=1, tol=0.0)
+        if len(samples) >= MIN_PROBES and rel_se(np.asarray(samples)) < rel_error:
+            break
+    return samples
+
+
 def verdict(ratio: float) -> None:
     print(f"speed ratio (PyHessian / hepnb): {ratio:.2f} (target >= {TARGET:g})")
     if ratio < TARGET:
@@ -157,6 +214,137 @@ def bound_and_convergence(model: nn.Module, criterion: nn.Module, inputs: torch.
     gc.collect()
 
 
+def headline(args: argparse.Namespace, hessian) -> None:
+    """The curvature summary the simplicity chapter needs, on its trained unconstrained teacher: λ₁ to 1e-3 and Tr(H)
+    to 2% relative SE together, PyHessian against hepnb in the chapter's configuration (see the module docstring)."""
+    import hepnb
+    from hepnb.landscape import ParameterSpace, hutchinson_trace, lanczos
+    from hepnb.models import n_parameters
+    from hepnb.studies import simplicity as study
+
+    print(f"headline: lambda_1 to {HEADLINE_EIG_TOL:g} + Tr(H) to {HEADLINE_REL_ERROR:.0%} on the simplicity "
+          f"chapter's trained transformer (scale {args.scale!r})")
+    try:
+        cfg = hepnb.resolve(args.scale, chapter="simplicity")
+    except hepnb.ConfigError as exc:
+        print(f"headline skipped: {exc}")
+        return
+    t0 = time.perf_counter()
+    data = study.load_data(cfg.n_jets, cfg.seed, cfg.workers)
+    job = study.Job("bce", 0.0, cfg.seed, cfg.epochs, cfg.width)
+    try:
+        net = study.load_teacher(job, data)
+    except FileNotFoundError:
+        make = {"book": "make book", "paper": "make paper NB=book/simplicity/simplicity.ipynb"}.get(
+            cfg.scale, f"make book SCALE={cfg.scale}")
+        print(f"no trained teacher of the simplicity chapter at scale {cfg.scale!r} ({job}): run the chapter "
+              f"notebook book/simplicity/simplicity.ipynb at that scale first (e.g. `{make}`); headline skipped")
+        return
+    (x, mask), targets = study._hessian_batch(data, cfg.hessian_jets, cfg.seed)
+    t_load = time.perf_counter() - t0
+    model = Packed(net).eval()  # both tools in eval mode (PyHessian switches to it anyway, hepnb evaluates in it)
+    inputs = torch.cat([x, mask[..., None].to(x.dtype)], dim=-1)
+    criterion = nn.BCEWithLogitsLoss()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        loss = float(criterion(model(inputs), targets))
+    print(f"model: the unconstrained (BCE) teacher, seed {cfg.seed}, {cfg.epochs} epochs: JetTransformer width "
+          f"{cfg.width}, {n_parameters(net):,} parameters; Hessian batch: {len(targets)} training jets (half gluon, "
+          f"half W) x {x.shape[1]} constituents x {x.shape[2]} features ({int(mask.sum())} real constituents), "
+          f"BCE loss {loss:.4f}; loaded in {t_load:.1f} s; torch {torch.get_num_threads()} threads")
+    hep_kwargs = {"deflate": HEADLINE_DEFLATE, "batch_probes": HEADLINE_BATCH_PROBES}
+    print(f"hepnb configuration (the chapter's, study._curvature): ParameterSpace(vectorize=False) built inside the "
+          f"timing, lanczos(k=1, tol={HEADLINE_EIG_TOL:g}), then hutchinson_trace(rel_error={HEADLINE_REL_ERROR:g}, "
+          f"deflate={HEADLINE_DEFLATE}, batch_probes={HEADLINE_BATCH_PROBES}) on the same space; PyHessian: "
+          f"hessian(...) + eigenvalues(top_n=1, maxIter=100, tol={HEADLINE_EIG_TOL:g}) + trace(maxIter=1, tol=0) "
+          f"calls until >= {MIN_PROBES} samples and SE/|mean| < {HEADLINE_REL_ERROR:g}; both under the math SDPA "
+          f"kernel, at most {args.max_probes} probes each")
+
+    with sdpa_kernel(SDPBackend.MATH):  # warm-up: one double-backward pass, not timed
+        params = list(model.parameters())
+        g = torch.autograd.grad(criterion(model(inputs), targets), params, create_graph=True)
+        torch.autograd.grad(g, params, grad_outputs=[torch.ones_like(p) for p in params])
+        del g
+
+    # PyHessian: one hessian object for both quantities (as hepnb shares one space)
+    torch.manual_seed(args.seed)
+    with counted_pyhessian_hvps() as counter, sdpa_kernel(SDPBackend.MATH):
+        t0 = time.perf_counter()
+        h = hessian(model, criterion, data=(inputs, targets), cuda=False)
+        ph_eig, _ = h.eigenvalues(top_n=1, maxIter=100, tol=HEADLINE_EIG_TOL)
+        t_ph_eig = time.perf_counter() - t0
+        n_ph_eig = counter["n"]
+        samples = pyhessian_trace_samples(h, HEADLINE_REL_ERROR, args.max_probes)
+        t_ph = time.perf_counter() - t0
+    n_ph = counter["n"]
+    ph_eig = float(ph_eig[0])
+    del h
+    clear_grads(model)
+    model.eval()
+    s = np.asarray(samples)
+    ph_ok = len(s) >= MIN_PROBES and rel_se(s) < HEADLINE_REL_ERROR
+    ph_tr, ph_se = float(s.mean()), float(s.std(ddof=1) / math.sqrt(len(s)))
+
+    def run_hepnb(kwargs: dict) -> tuple:
+        t0 = time.perf_counter()
+        space = ParameterSpace(model, criterion, (inputs, targets), vectorize=False)
+        top = lanczos(space, k=1, tol=HEADLINE_EIG_TOL, seed=args.seed)
+        t_eig = time.perf_counter() - t0
+        tr = hutchinson_trace(space, rel_error=HEADLINE_REL_ERROR, seed=args.seed, max_probes=args.max_probes,
+                              **kwargs)
+        sec = time.perf_counter() - t0
+        del space
+        gc.collect()
+        return top, tr, t_eig, sec
+
+    top, tr, t_hep_eig, t_hep = run_hepnb(hep_kwargs)
+    variant_kwargs = {"deflate": HEADLINE_DEFLATE, "batch_probes": 1}
+    v_top, v_tr, _, t_var = run_hepnb(variant_kwargs)
+    hep_eig = float(top.eigenvalues[0])
+
+    t0 = time.perf_counter()
+    space = ParameterSpace(model, criterion, (inputs, targets), vectorize=False)
+    ref = lanczos(space, k=1, tol=1e-8, max_iter=150, seed=args.seed + 1)
+    t_ref = time.perf_counter() - t0
+    lam = float(ref.eigenvalues[0])
+    del space
+    gc.collect()
+
+    print(f"reference lambda_1 (hepnb lanczos, tol 1e-8): {lam:.6g} ({ref.n_hvp} HVPs, {t_ref:.1f} s, "
+          f"converged {ref.converged})")
+    print(f"{'':<10} {'lambda_1':>10} {'rel. err':>9} {'Tr(H)':>10} {'stderr':>8} {'rel. SE':>8} {'probes':>7} "
+          f"{'HVPs':>5} {'seconds':>8} {'(lambda_1)':>10}")
+    print(f"{'PyHessian':<10} {ph_eig:>10.6g} {abs(ph_eig - lam) / abs(lam):>9.1e} {ph_tr:>10.5g} {ph_se:>8.3g} "
+          f"{ph_se / abs(ph_tr):>8.2%} {len(s):>7d} {n_ph:>5d} {t_ph:>8.2f} {t_ph_eig:>10.2f}"
+          + ("" if ph_ok else f"  (2% not reached within {args.max_probes} samples)"))
+    n_hep = top.n_hvp + tr.n_hvp
+    print(f"{'hepnb':<10} {hep_eig:>10.6g} {abs(hep_eig - lam) / abs(lam):>9.1e} {tr.trace:>10.5g} "
+          f"{tr.stderr:>8.3g} {tr.stderr / abs(tr.trace):>8.2%} {tr.n_probes:>7d} {n_hep:>5d} {t_hep:>8.2f} "
+          f"{t_hep_eig:>10.2f}" + ("" if tr.converged else f"  (2% not reached within {args.max_probes} probes)"))
+    print(f"hepnb HVPs: {top.n_hvp} (lanczos) + {tr.n_hvp} (trace: {tr.n_hvp - tr.n_probes} for deflating the top "
+          f"{HEADLINE_DEFLATE}, whose exact part is {tr.deflated:.5g} of the trace, + {tr.n_probes} probes); "
+          f"PyHessian HVPs: {n_ph_eig} (power iteration) + {n_ph - n_ph_eig} (probes)")
+    for name, value in (("PyHessian", ph_eig), ("hepnb", hep_eig)):
+        err = abs(value - lam) / abs(lam)
+        print(f"{name} lambda_1 relative error against the reference: {err:.1e} "
+              + ("(within 1e-3)" if err <= HEADLINE_EIG_TOL else "NOT WITHIN 1e-3"))
+    z = abs(tr.trace - ph_tr) / math.hypot(tr.stderr, ph_se)
+    print(f"traces: PyHessian {ph_tr:.5g} +- {ph_se:.3g}, hepnb {tr.trace:.5g} +- {tr.stderr:.3g}: they differ by "
+          f"{z:.2f} combined standard errors" + (" (agree)" if z <= 2 else " (DISAGREE: more than 2)"))
+    print(f"variant (not the headline): hepnb with batch_probes 1 instead of {HEADLINE_BATCH_PROBES} (no overshoot "
+          f"of the stopping rule): Tr(H) {v_tr.trace:.5g} +- {v_tr.stderr:.3g}, {v_tr.n_probes} probes, "
+          f"{v_top.n_hvp + v_tr.n_hvp} HVPs, {t_var:.2f} s; speed ratio {t_ph / t_var:.2f}")
+    if not ph_ok:
+        need = len(s) * (rel_se(s) / HEADLINE_REL_ERROR) ** 2
+        print(f"PyHessian stopped at the {args.max_probes}-probe cap at {rel_se(s):.1%} relative SE: not equal "
+              f"accuracy, so the ratio below is a lower bound (its sample variance implies ~{need:,.0f} probes, "
+              f"~{t_ph_eig + (t_ph - t_ph_eig) * need / len(s):,.0f} s, for {HEADLINE_REL_ERROR:.0%})")
+    ratio = t_ph / t_hep
+    print(f"headline speed ratio (PyHessian / hepnb), lambda_1 to 1e-3 + Tr(H) to 2% on the simplicity chapter's "
+          f"trained transformer: {ratio:.2f} (target >= {TARGET:g})")
+    if ratio < TARGET:
+        print("BELOW TARGET")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jets", type=int, default=64, help="jets in the fixed batch (Glowacki-size model regardless)")
@@ -167,7 +355,11 @@ def main() -> None:
                         help="trace: also run hutchinson_trace(deflate=k), exact part from the top k eigenvectors "
                              "(0: skip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eigen-only", action="store_true", help="run part (a), the top eigenvalue, only (~1 min)")
+    parser.add_argument("--eigen-only", action="store_true",
+                        help="after the headline, run part (a), the top eigenvalue, only (~1 min)")
+    parser.add_argument("--scale", default="book", help="headline: the simplicity chapter's scale whose trained "
+                        "teacher and Hessian batch are used (smoke, book, paper)")
+    parser.add_argument("--headline-only", action="store_true", help="run the headline only")
     args = parser.parse_args()
 
     try:
@@ -175,10 +367,14 @@ def main() -> None:
     except ImportError:
         print("PyHessian is not installed: pip install -r benchmarks/requirements.txt")
         return
+    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+    headline(args, hessian)
+    if args.headline_only:
+        return
+    print()
     from hepnb.landscape import ParameterSpace, hutchinson_trace, lanczos
     from hepnb.models import JetTransformer, n_parameters
 
-    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
     torch.manual_seed(args.seed)
     net = JetTransformer()
     model = Packed(net)
@@ -213,16 +409,7 @@ def main() -> None:
     print("\n(a) top eigenvalue, relative tolerance 1e-3")
     torch.manual_seed(args.seed)
     was_training = model.training
-    counter = {"n": 0}
-    ph_module = sys.modules["pyhessian.hessian"]
-    hvp_impl = ph_module.hessian_vector_product
-
-    def counted_hvp(*a):
-        counter["n"] += 1
-        return hvp_impl(*a)
-
-    ph_module.hessian_vector_product = counted_hvp
-    with sdpa_kernel(SDPBackend.MATH):
+    with counted_pyhessian_hvps() as counter, sdpa_kernel(SDPBackend.MATH):
         t0 = time.perf_counter()
         h = hessian(model, criterion, data=(inputs, targets), cuda=False)
         t_init = time.perf_counter() - t0
@@ -274,11 +461,7 @@ def main() -> None:
     with sdpa_kernel(SDPBackend.MATH):
         t0 = time.perf_counter()
         h = hessian(model, criterion, data=(inputs, targets), cuda=False)
-        samples: list[float] = []
-        while len(samples) < args.max_probes:
-            samples += h.trace(maxIter=1, tol=0.0)
-            if len(samples) >= MIN_PROBES and rel_se(np.asarray(samples)) < args.rel_error:
-                break
+        samples = pyhessian_trace_samples(h, args.rel_error, args.max_probes)
         t_ph = time.perf_counter() - t0
     del h
     clear_grads(model)

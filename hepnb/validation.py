@@ -52,3 +52,16 @@ def check_fraction(name: str, value: Any, closed_low: bool = False, closed_high:
         interval = f"{'[' if closed_low else '('}0, 1{']' if closed_high else ')'}"
         raise error(f"{name} must lie in {interval}, got {value!r}")
     return v
+
+
+def check_window(obj: Any) -> None:
+    """Check a frozen selection dataclass (the generators' ``Selection``): every field > 0, ``jet_pt_max`` above
+    ``jet_pt_min``, ``max_constituents`` an integer >= 1. Explained in ``book/data/resimulation.ipynb``."""
+    from dataclasses import asdict
+
+    name = type(obj).__name__
+    for field, value in asdict(obj).items():
+        check_positive(f"{name}.{field}", value)
+    if obj.jet_pt_max <= obj.jet_pt_min:
+        raise ValueError(f"jet_pt_max ({obj.jet_pt_max}) must exceed jet_pt_min ({obj.jet_pt_min})")
+    check_int(f"{name}.max_constituents", obj.max_constituents)

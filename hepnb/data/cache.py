@@ -19,7 +19,7 @@ import numpy as np
 
 from hepnb.data.features import FEATURE_NAMES, FEATURE_UNITS, JET_FEATURE_NAMES, JET_FEATURE_UNITS
 from hepnb.data.sample import JetSample
-from hepnb.data.store import FORMAT, SCHEMA_VERSION, _json, _version, read_attrs, read_resim, write_resim
+from hepnb.data.store import FORMAT, SCHEMA_VERSION, _json, _version, cache_file, read_attrs, read_resim, write_resim
 from hepnb.errors import DataFileError
 from hepnb.generate.catalogue import CLASS_NAMES, VARIATIONS, jet_class
 from hepnb.validation import check_int
@@ -49,11 +49,7 @@ def settings_hash(record: Mapping[str, Any]) -> str:
 def cache_path(class_name: str, seed: int = 0, selection: Any = None, folder: str | os.PathLike[str] | None = None
                ) -> Path:
     """Where :func:`load_or_generate` keeps a class's jets: ``<data_dir>/resim/resim-<class>-<hash>.h5``."""
-    from hepnb.config import data_dir
-
-    digest = settings_hash(generation_record(class_name, seed, selection))[:16]
-    base = Path(folder) if folder is not None else data_dir() / "resim"
-    return base / f"resim-{class_name}-seed{int(seed)}-{digest}.h5"
+    return cache_file("resim", class_name, seed, generation_record(class_name, seed, selection), folder)
 
 
 def cached_events(path: str | os.PathLike[str]) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hepnb.data.store import _attr, _json, _version, open_native, write_native
+from hepnb.data.store import _attr, _json, _version, cache_file, cached_rows, open_native, write_native
 from hepnb.errors import DataFileError, SampleError
 from hepnb.validation import check_int
 
@@ -143,21 +143,11 @@ def generation_record(name: str, seed: int, acceptance: Any = None) -> dict[str,
 def cache_path(name: str, seed: int = 0, acceptance: Any = None, folder: str | os.PathLike[str] | None = None
                ) -> Path:
     """Where :func:`load_or_generate` keeps a class: ``<data_dir>/dimuon/dimuon-<class>-seed<S>-<hash>.h5``."""
-    from hepnb.config import data_dir
-
-    digest = hashlib.sha256(_json(generation_record(name, seed, acceptance)).encode()).hexdigest()[:16]
-    base = Path(folder) if folder is not None else data_dir() / "dimuon"
-    return base / f"dimuon-{name}-seed{int(seed)}-{digest}.h5"
+    return cache_file("dimuon", name, seed, generation_record(name, seed, acceptance), folder)
 
 
 def _cached_events(path: Path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with open_native(path, FORMAT, SCHEMA_VERSION, _REQUIRED) as f:
-            return int(f.attrs["n_events"])
-    except (DataFileError, KeyError, TypeError, ValueError):
-        return 0
+    return cached_rows(path, FORMAT, SCHEMA_VERSION, _REQUIRED, "n_events")
 
 
 def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: int = 0, acceptance: Any = None,

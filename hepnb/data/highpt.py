@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hepnb.data.store import _attr, _json, _version, open_native, write_native
+from hepnb.data.store import _attr, _json, _version, cache_file, cached_rows, open_native, write_native
 from hepnb.errors import DataFileError, SampleError
 from hepnb.validation import check_int
 
@@ -284,21 +284,11 @@ def cache_path(name: str, seed: int = 0, selection: Any = None, folder: str | os
                ) -> Path:
     """Where :func:`load_or_generate` keeps a class: ``<data_dir>/highpt/highpt-<class>-seed<S>-<hash>.h5``.
     Explained in ``book/simplicity/simplicity.ipynb``."""
-    from hepnb.config import data_dir
-
-    digest = hashlib.sha256(_json(generation_record(name, seed, selection)).encode()).hexdigest()[:16]
-    base = Path(folder) if folder is not None else data_dir() / "highpt"
-    return base / f"highpt-{name}-seed{int(seed)}-{digest}.h5"
+    return cache_file("highpt", name, seed, generation_record(name, seed, selection), folder)
 
 
 def _cached_jets(path: Path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with open_native(path, FORMAT, SCHEMA_VERSION, _REQUIRED) as f:
-            return int(f.attrs["n_jets"])
-    except (DataFileError, KeyError, TypeError, ValueError):
-        return 0
+    return cached_rows(path, FORMAT, SCHEMA_VERSION, _REQUIRED, "n_jets")
 
 
 def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: int = 0, selection: Any = None,

@@ -81,6 +81,34 @@ def write_native(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray],
     return Path(path)
 
 
+def cache_file(kind: str, name: str, seed: int, record: Mapping[str, Any],
+               folder: str | os.PathLike[str] | None = None) -> Path:
+    """``<folder or data_dir()/kind>/<kind>-<name>-seed<seed>-<hash>.h5``, the hash being 16 hex digits of the
+    SHA-256 of the canonical JSON of ``record`` (everything that decides the file's bytes but its length). The one
+    naming rule of every generation cache (re-simulated jets, dimuons, 1 TeV jets)."""
+    import hashlib
+
+    from hepnb.config import data_dir
+
+    digest = hashlib.sha256(_json(record).encode()).hexdigest()[:16]
+    base = Path(folder) if folder is not None else data_dir() / kind
+    return base / f"{kind}-{name}-seed{int(seed)}-{digest}.h5"
+
+
+def cached_rows(path: str | os.PathLike[str], fmt: str, schema_version: int, required: tuple[str, ...],
+                count: str) -> int:
+    """The row count (attribute ``count``) of the native file ``path``: 0 if it is missing, unreadable or not of
+    format ``fmt`` (a cache then generates over it)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    try:
+        with open_native(path, fmt, schema_version, required) as f:
+            return int(f.attrs[count])
+    except (DataFileError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def write_resim(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> Path:
     """Write one class's arrays (see the module docstring) and attributes atomically; returns the path."""
     return write_native(path, arrays, _DTYPES, attrs)

@@ -42,14 +42,14 @@ file readers (:mod:`hepnb.data.highpt`, :mod:`hepnb.data.hls4ml`) use it without
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hepnb.errors import GeneratorError
 from hepnb.generate.processes import process_settings
-from hepnb.validation import check_int, check_positive
+from hepnb.validation import check_int, check_window
 
 if TYPE_CHECKING:
     import awkward as ak
@@ -122,11 +122,7 @@ class Selection:
     max_constituents: int = 32
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            check_positive(f"Selection.{name}", value)
-        if self.jet_pt_max <= self.jet_pt_min:
-            raise ValueError(f"jet_pt_max ({self.jet_pt_max}) must exceed jet_pt_min ({self.jet_pt_min})")
-        check_int("Selection.max_constituents", self.max_constituents)
+        check_window(self)
 
 
 def highpt_settings(name: str) -> list[str]:

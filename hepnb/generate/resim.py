@@ -26,7 +26,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from hepnb.generate.processes import COMMON_SETTINGS, process_settings
 from hepnb.generate.pythia import GeneratorError, derive_seed, make_pythia, visible_final_state
 from hepnb.physics import kinematics
 from hepnb.physics.jets import cluster
-from hepnb.validation import check_int, check_positive
+from hepnb.validation import check_int, check_window
 
 __all__ = ["PIPELINE_VERSION", "Selection", "CAND_FIELDS", "CAND_UNITS", "VARIATIONS", "JetClass", "Variation",
            "jet_class", "hard_settings", "shower_settings", "settings_record", "simulate_shard"]
@@ -77,11 +77,7 @@ class Selection:
     max_constituents: int = 100
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            check_positive(f"Selection.{name}", value)
-        if self.jet_pt_max <= self.jet_pt_min:
-            raise ValueError(f"jet_pt_max ({self.jet_pt_max}) must exceed jet_pt_min ({self.jet_pt_min})")
-        check_int("Selection.max_constituents", self.max_constituents)
+        check_window(self)
 
 
 CAND_FIELDS: tuple[str, ...] = ("px", "py", "pz", "E", "vx", "vy", "vz")
