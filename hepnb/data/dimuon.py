@@ -16,7 +16,6 @@ from its own seed, so the smearing strength is a knob and one file serves every 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from hepnb.data.store import _attr, _json, _version, cache_file, cached_rows, open_native, write_native
+from hepnb.data.store import (
+    _attr,
+    _version,
+    cache_file,
+    cached_rows,
+    generation_attrs,
+    open_native,
+    write_native,
+)
 from hepnb.errors import DataFileError, SampleError
 from hepnb.validation import check_int
 
@@ -171,11 +178,9 @@ def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: 
     info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used), "wall_seconds": wall,
             "shard_seconds": seconds, "workers": int(workers), "accepted_per_core_second": n_events / seconds}
     record = generation_record(cls.name, seed, acc)
-    attrs = {**record, "settings_hash": hashlib.sha256(_json(record).encode()).hexdigest(),
-             "hepnb_version": _version("hepnb"), "class_description": cls.description, "n_events": n_events,
-             "muon_fields": ["px", "py", "pz", "E"], "muon_units": "GeV", "shards_used": len(used),
-             "shard_seeds": [derive_seed(seed, "dimuon", cls.name, k) for k in range(len(used))],
-             "tried": info["tried"]}
+    attrs = {**generation_attrs(record, cls.description, "n_events", n_events, used,
+                                lambda k: derive_seed(seed, "dimuon", cls.name, k)),
+             "muon_fields": ["px", "py", "pz", "E"], "muon_units": "GeV"}
     write_dimuons(path, arrays, attrs)
     return info
 

@@ -22,7 +22,6 @@ hls4ml files are read into the same :class:`HighPtSample` by :mod:`hepnb.data.hl
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from hepnb.data.store import _attr, _json, _version, cache_file, cached_rows, open_native, write_native
+from hepnb.data.store import (
+    _attr,
+    _version,
+    cache_file,
+    cached_rows,
+    generation_attrs,
+    open_native,
+    write_native,
+)
 from hepnb.errors import DataFileError, SampleError
 from hepnb.validation import check_int
 
@@ -317,11 +324,9 @@ def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: in
             "workers": int(workers)}
     info["jets_per_core_second"] = info["kept_in_shards"] / seconds
     record = generation_record(cls.name, seed, sel)
-    attrs = {**record, "settings_hash": hashlib.sha256(_json(record).encode()).hexdigest(),
-             "hepnb_version": _version("hepnb"), "class_description": cls.description, "n_jets": n_jets,
-             "constituent_fields": ["px", "py", "pz", "E"], "units": "GeV", "shards_used": len(used),
-             "shard_seeds": [derive_seed(seed, "highpt", cls.name, k) for k in range(len(used))],
-             "tried": info["tried"]}
+    attrs = {**generation_attrs(record, cls.description, "n_jets", n_jets, used,
+                                lambda k: derive_seed(seed, "highpt", cls.name, k)),
+             "constituent_fields": ["px", "py", "pz", "E"], "units": "GeV"}
     write_highpt(path, arrays, attrs)
     return info
 

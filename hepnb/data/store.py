@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,19 @@ def cache_file(kind: str, name: str, seed: int, record: Mapping[str, Any],
     digest = hashlib.sha256(_json(record).encode()).hexdigest()[:16]
     base = Path(folder) if folder is not None else data_dir() / kind
     return base / f"{kind}-{name}-seed{int(seed)}-{digest}.h5"
+
+
+def generation_attrs(record: Mapping[str, Any], description: str, count: str, n: int,
+                     shards: Sequence[Mapping[str, Any]], shard_seed: Callable[[int], int]) -> dict[str, Any]:
+    """The provenance every generated native file carries besides its layout's own fields: the generation
+    ``record`` and its SHA-256, the hepnb version, the class ``description``, the row count under the name
+    ``count``, the shards used with the Pythia seed of each (``shard_seed(k)``) and the events tried."""
+    import hashlib
+
+    return {**record, "settings_hash": hashlib.sha256(_json(record).encode()).hexdigest(),
+            "hepnb_version": _version("hepnb"), "class_description": description, count: int(n),
+            "shards_used": len(shards), "shard_seeds": [shard_seed(k) for k in range(len(shards))],
+            "tried": sum(int(s["stats"]["tried"]) for s in shards)}
 
 
 def cached_rows(path: str | os.PathLike[str], fmt: str, schema_version: int, required: tuple[str, ...],
