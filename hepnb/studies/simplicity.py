@@ -406,8 +406,10 @@ def settings(cfg: Any) -> Settings:
 
 def _scores(model: nn.Module, data: JetData, rows: np.ndarray, y: np.ndarray, x: np.ndarray | None = None
             ) -> np.ndarray:
+    """Sigmoid scores of ``rows`` (features ``x`` if given), on the model's device."""
     batches = DictBatches({k: v for k, v in data.tensors(rows, y, x).items() if k != "p4"}, 2048)
-    return predict(model, batches, "cpu", BinaryTask(input_keys=("x", "mask")))[0]
+    device = next(model.parameters()).device
+    return predict(model, batches, device, BinaryTask(input_keys=("x", "mask")))[0]
 
 
 def _classification(model: nn.Module, data: JetData) -> dict[str, Any]:
@@ -460,8 +462,9 @@ def _hessian_batch(data: JetData, n: int, seed: int) -> tuple[tuple[torch.Tensor
 def _curvature(model: nn.Module, data: JetData, settings: Settings, density: bool) -> dict[str, Any]:
     """λ₁ (Lanczos) with its residual ``‖Hv − λv‖`` (an error bound on λ₁), Tr(H) (deflated Hutchinson) with its
     standard error, the SLQ density, the loss along ν₁ and R(ε) along ν₁ with g a random boost per jet."""
-    batch = _hessian_batch(data, settings.hessian_jets, settings.seed)
-    space = landscape.ParameterSpace(model, LOSS, batch, vectorize=False)
+    device = next(model.parameters()).device
+    (x, mask), y = _hessian_batch(data, settings.hessian_jets, settings.seed)
+    space = landscape.ParameterSpace(model, LOSS, ((x.to(device), mask.to(device)), y.to(device)), vectorize=False)
     with sdpa_kernel(SDPBackend.MATH):
         start = time.perf_counter()
         top = landscape.lanczos(space, k=1, tol=settings.eig_tol, seed=settings.seed)
@@ -485,7 +488,8 @@ def _curvature(model: nn.Module, data: JetData, settings: Settings, density: boo
         pick = np.sort(rng.choice(len(rows), size=min(settings.ratio_jets, len(rows)), replace=False))
         t = data.tensors(rows[pick], y[pick])
         beta = random_velocities(len(pick), GLOWACKI["beta2_max"], derive_seed(settings.seed, "simplicity R boosts"))
-        walk = eigen_walk(model, space, top, (t["x"], t["mask"]), transform=BoostInputs(t["p4"], beta),
+        walk = eigen_walk(model, space, top, (t["x"].to(device), t["mask"].to(device)),
+                          transform=BoostInputs(t["p4"].to(device), beta),
                           eps_ratio=np.linspace(-1.0, 1.0, 21))
         out["walk"] = {"eps": walk.eps_profile.tolist(), "loss": walk.profile.tolist(),
                        "taylor": walk.taylor.tolist(), "eps_ratio": walk.eps_ratio.tolist(),
@@ -498,14 +502,15 @@ def _analysis_path(job: Job, data: JetData, settings: Settings, density: bool):
     return data_dir() / "checkpoints" / f"{KIND}-analysis" / f"{KIND}-analysis-{key_hash(key)}.json"
 
 
-def _analyse_job(job: Job, data: JetData, settings: Settings, density: bool) -> dict[str, Any]:
+def _analyse_job(job: Job, data: JetData, settings: Settings, density: bool, device: str = "cpu"
+                 ) -> dict[str, Any]:
     path = _analysis_path(job, data, settings, density)
     if path.exists():
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
             pass  # damaged: recompute
-    model = load_teacher(job, data)
+    model = load_teacher(job, data).to(device)
     start = time.perf_counter()
     out = {"classification": _classification(model, data), "invariance": _invariance(model, data, settings.seed),
            "robustness": {"sigmas": list(settings.sigmas),
@@ -519,13 +524,13 @@ def _analyse_job(job: Job, data: JetData, settings: Settings, density: bool) -> 
 
 
 def analyse(job_list: Sequence[Job], data: JetData, settings: Settings, workers: int = 1,
-            density_jobs: Sequence[Job] = ()) -> dict[Job, dict]:
+            density_jobs: Sequence[Job] = (), device: str = "cpu") -> dict[Job, dict]:
     """The analysis of every (trained) job, cached per job and settings: classification (accuracy, AUC, scores) in
     and out of distribution, robustness (AUC per σ) and curvature; the SLQ density too for ``density_jobs``. Runs in
-    ``workers`` single-threaded processes."""
+    ``workers`` single-threaded processes on a CPU, one after the other on ``device`` otherwise."""
     job_list = list(dict.fromkeys(job_list))
-    calls = [(j, data, settings, j in density_jobs) for j in job_list]
-    return dict(zip(job_list, run_jobs(_analyse_job, calls, workers, desc="analyses")))
+    calls = [(j, data, settings, j in density_jobs, device) for j in job_list]
+    return dict(zip(job_list, run_jobs(_analyse_job, calls, workers, desc="analyses", parallel=device == "cpu")))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -544,7 +549,7 @@ class Distillation:
 
 
 def _distil_job(d: Distillation, data: JetData, device: str) -> dict[str, Any]:
-    teacher = load_teacher(d.teacher, data)
+    teacher = load_teacher(d.teacher, data).to(device)
     set_seed(derive_seed(d.teacher.seed, "simplicity student"))
     student = make_student(d.teacher.width)
     base = BinaryTask(input_keys=("x", "mask"))
@@ -558,6 +563,7 @@ def _distil_job(d: Distillation, data: JetData, device: str) -> dict[str, Any]:
         history = fit(m, train_batches, val_batches, d.epochs, device=device, progress=False, task=task,
                       make_optimiser=functools.partial(torch.optim.Adam, lr=d.lr))
         m.to("cpu")
+        teacher.to("cpu")
         rows, y = data.test_rows("id")
         test = DictBatches({k: v for k, v in data.tensors(rows, y).items() if k != "p4"}, 2048)
         mse = float(sum(task.loss(m, b).item() * len(b["y"]) for b in test) / len(y))
