@@ -32,6 +32,7 @@ from hepnb.data.store import (
     cached_rows,
     generation_attrs,
     open_native,
+    read_rows,
     write_native,
 )
 from hepnb.errors import DataFileError, SampleError
@@ -110,15 +111,7 @@ def read_dimuons(path: str | os.PathLike[str], n_rows: int | None = None) -> Dim
         for name, shape in expect.items():
             if f[name].shape != shape:
                 raise DataFileError(f"{path}: {name} has shape {f[name].shape}, expected {shape}")
-        if n_rows is not None:
-            n_rows = check_int("n_rows", n_rows)
-            if n_rows > n:
-                raise DataFileError(f"{path}: asked for {n_rows} events, the file holds {n}")
-            n = n_rows
-        try:
-            data = {name: f[name][:n] for name in _DTYPES}
-        except (OSError, KeyError) as err:
-            raise DataFileError(f"{path}: data cannot be read (truncated or corrupt?): {err}") from err
+        data, n = read_rows(f, path, _DTYPES, n, n_rows, "events")
     if n == 0:
         raise DataFileError(f"{path}: holds no events")
     if not np.all(data["label"] == int(attrs["label"])):

@@ -15,7 +15,7 @@ from typing import Any
 
 from hepnb.errors import DataFileError
 
-__all__ = ["atomic_path", "open_hdf5"]
+__all__ = ["atomic_path", "open_hdf5", "hdf5_dataset"]
 
 
 @contextlib.contextmanager
@@ -49,3 +49,19 @@ def open_hdf5(path: Path, missing_hint: str = "") -> Any:
         return h5py.File(path, "r")
     except OSError as err:
         raise DataFileError(f"{path}: cannot be opened as HDF5 (not HDF5, truncated or corrupt): {err}") from err
+
+
+def hdf5_dataset(f: Any, key: str, path: Path, layout: str, expected: tuple[str, ...], hint: str = "") -> Any:
+    """The dataset ``key`` of an open public file ``f``, or :class:`DataFileError`: missing ("so this is not
+    ``layout``", listing the keys it has, the ``expected`` ones and a ``hint`` of which reader fits), or not a
+    dataset."""
+    import h5py
+
+    if key not in f:
+        present = ", ".join(sorted(f.keys())) or "none"
+        raise DataFileError(f"{path}: no dataset {key!r}, so this is not {layout} "
+                            f"(it has keys: {present}; expected {', '.join(expected)}){'.' + hint if hint else ''}")
+    ds = f[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DataFileError(f"{path}: {key!r} is a {type(ds).__name__}, expected a dataset")
+    return ds

@@ -38,6 +38,7 @@ from hepnb.data.store import (
     cached_rows,
     generation_attrs,
     open_native,
+    read_rows,
     write_native,
 )
 from hepnb.errors import DataFileError, SampleError
@@ -250,15 +251,7 @@ def read_highpt(path: str | os.PathLike[str], n_rows: int | None = None) -> High
     with open_native(path, FORMAT, SCHEMA_VERSION, _REQUIRED) as f:
         attrs = {key: _attr(f, key) for key in f.attrs}
         n, _ = _check_layout(path, f)
-        if n_rows is not None:
-            n_rows = check_int("n_rows", n_rows)
-            if n_rows > n:
-                raise DataFileError(f"{path}: asked for {n_rows} jets, the file holds {n}")
-            n = n_rows
-        try:
-            data = {name: f[name][:n] for name in _DTYPES}
-        except (OSError, KeyError) as err:
-            raise DataFileError(f"{path}: data cannot be read (truncated or corrupt?): {err}") from err
+        data, n = read_rows(f, path, _DTYPES, n, n_rows, "jets")
     if n == 0:
         raise DataFileError(f"{path}: holds no jets")
     mask = _check_physics(path, data, attrs)

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from hepnb.config import public_data_dir
-from hepnb.data.files import atomic_path, open_hdf5
+from hepnb.data.files import atomic_path, hdf5_dataset, open_hdf5
 from hepnb.data.highpt import HighPtSample, _time_like
 from hepnb.data.store import _foreign_hint
 from hepnb.errors import DataFileError, SampleError
@@ -64,14 +64,7 @@ _READ_BYTES = 64 * 2**20  # read jetConstituentList in row blocks of about this 
 
 
 def _dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
-    if key not in f:
-        present = ", ".join(sorted(f.keys())) or "none"
-        raise DataFileError(f"{path}: no dataset {key!r}, so this is not an hls4ml jet file "
-                            f"(it has keys: {present}; expected {', '.join(_KEYS)}).{_foreign_hint(f)}")
-    ds = f[key]
-    if not isinstance(ds, h5py.Dataset):
-        raise DataFileError(f"{path}: {key!r} is a {type(ds).__name__}, expected a dataset")
-    return ds
+    return hdf5_dataset(f, key, path, "an hls4ml jet file", _KEYS, _foreign_hint(f))
 
 
 def _names(f: h5py.File, key: str) -> list[str] | None:

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from hepnb.config import public_data_dir
-from hepnb.data.files import open_hdf5
+from hepnb.data.files import hdf5_dataset, open_hdf5
 from hepnb.data.sample import JetSample
 from hepnb.errors import DataFileError
 from hepnb.generate.catalogue import CLASS_NAMES, VARIATION_NAMES
@@ -66,14 +66,7 @@ _F = {name: i for i, name in enumerate(CAND_FEATURES)}
 
 
 def _dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
-    if key not in f:
-        present = ", ".join(sorted(f.keys())) or "none"
-        raise DataFileError(f"{path}: no dataset {key!r}, so this is not an RS3L file "
-                            f"(it has keys: {present}; expected {', '.join(_KEYS)})")
-    ds = f[key]
-    if not isinstance(ds, h5py.Dataset):
-        raise DataFileError(f"{path}: {key!r} is a {type(ds).__name__}, expected a dataset")
-    return ds
+    return hdf5_dataset(f, key, path, "an RS3L file", _KEYS)
 
 
 def _check_layout(singletons: h5py.Dataset, cands: h5py.Dataset, path: Path) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,22 @@ def open_native(path: Path, fmt: str = FORMAT, schema_version: int = SCHEMA_VERS
         yield f
 
 
+def read_rows(f: h5py.File, path: Path, names: Iterable[str], n: int, n_rows: int | None, what: str
+              ) -> tuple[dict[str, np.ndarray], int]:
+    """The first ``n_rows`` rows (all ``n`` if ``None``) of the datasets ``names`` of an open native file, and the
+    row count read. Asking for more rows than the file holds, or a dataset whose bytes cannot be read, raises
+    :class:`DataFileError` naming the file (``what`` names the rows: "events", "jets")."""
+    if n_rows is not None:
+        n_rows = check_int("n_rows", n_rows)
+        if n_rows > n:
+            raise DataFileError(f"{path}: asked for {n_rows} {what}, the file holds {n}")
+        n = n_rows
+    try:
+        return {name: f[name][:n] for name in names}, n
+    except (OSError, KeyError) as err:
+        raise DataFileError(f"{path}: data cannot be read (truncated or corrupt?): {err}") from err
+
+
 def _check_shapes(path: Path, f: h5py.File) -> tuple[int, int, int]:
     for name in _DTYPES:
         if name not in f:
@@ -225,16 +241,8 @@ def read_resim(path: str | os.PathLike[str], n_rows: int | None = None) -> JetSa
     path = Path(path)
     with open_native(path) as f:
         n, v, c = _check_shapes(path, f)
-        if n_rows is not None:
-            n_rows = check_int("n_rows", n_rows)
-            if n_rows > n:
-                raise DataFileError(f"{path}: asked for {n_rows} hard events, the file holds {n}")
-            n = n_rows
         attrs = {key: _attr(f, key) for key in f.attrs}
-        try:
-            data = {name: f[name][:n] for name in _DTYPES}
-        except (OSError, KeyError) as err:
-            raise DataFileError(f"{path}: data cannot be read (truncated or corrupt?): {err}") from err
+        data, n = read_rows(f, path, _DTYPES, n, n_rows, "hard events")
     fields = list(attrs["cand_fields"])
     variations = tuple(attrs["variations"])
     unknown = [name for name in variations if name not in VARIATION_NAMES]
