@@ -1,5 +1,5 @@
 """The jet transformer of Glowacki (the SEAL paper, Sec. 3.2); explained in ``book/landscape/sharpness.ipynb`` and,
-with its symmetry-constrained training, in ``book/simplicity/seal.ipynb`` (future chapter).
+with its symmetry-constrained training, in ``book/simplicity/simplicity.ipynb``.
 
 Architecture, as the paper describes it: every constituent's feature vector is embedded by a linear layer to
 ``d_model = 256`` followed by a ReLU; three transformer encoder layers (4 attention heads, feed-forward hidden
@@ -15,8 +15,10 @@ Choices where the paper is silent or differs from us, stated here and in the boo
   number of constituents; the book uses 32, as the paper does.
 * **Feed-forward width.** ``dim_feedforward = 256``, as the paper writes. With the head read as
   256 → 128 → 128 → 128 (three linear layers with ReLU) → 1, the total is **1,257,473** trainable parameters at the
-  default 15 features (1,255,425 at the paper's 7): within 0.1% of the paper's 1,256,356. The paper's
-  exact count is matched by no head of this shape that we tried; the ~1 k difference is in a detail it does not give.
+  default 15 features (1,255,425 at the paper's 7, 931 fewer than the paper's 1,256,356). The paper's exact count is
+  matched by no natural head of this shape, input width or added layer norm (a search over head widths of 1-256 per
+  layer and 2-4 layers, 7, 8 or 16 inputs and 0-2 extra layer norms found only one unnatural solution); the
+  difference is in a detail the paper does not give.
   (PyTorch's default ``dim_feedforward = 2048`` would give 4.0 M.)
 * **Padding.** The padding mask is passed to attention (``src_key_padding_mask``, True = padding), so padded
   constituents are never attended to, and the pooling is a *masked* mean over the real constituents: the output does
