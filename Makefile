@@ -18,7 +18,7 @@ export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 help:
 	@echo "make book    install, execute every chapter at book scale, render $(BUILD)/html (SCALE=smoke for a quick build)"
 	@echo "make test    install, run the unit tests and every notebook under nbval at smoke scale"
-	@echo "make paper   run every notebook at paper scale with papermill into $(PAPER_OUT)/ (NB=one.ipynb, DEVICE=cuda)"
+	@echo "make paper   run every notebook at paper scale with papermill into $(PAPER_OUT)/ (NB=one.ipynb or a chapter key, DEVICE=cuda)"
 	@echo "make stability CHAPTER=adversarial   run a chapter at two disjoint seed bases, print how many verdicts agree"
 	@echo "make clean   remove $(BUILD) and caches (never .venv, data/ or the paper-scale outputs in runs/)"
 
@@ -48,6 +48,9 @@ test: $(STAMP)
 
 paper: $(STAMP)
 	@notebooks="$(NB)"; [ -n "$$notebooks" ] || notebooks="$$($(PY) -m hepnb.toc)"; \
+	case "$$notebooks" in */*|*.ipynb) ;; *) notebooks="$$(ls book/$$notebooks/*.ipynb 2>/dev/null)"; \
+		[ -n "$$notebooks" ] || { echo "NB=$(NB): no chapter book/$(NB)/ with notebooks (give a key or a path)"; \
+		exit 1; } ;; esac; \
 	for nb in $$notebooks; do \
 		out="$(PAPER_OUT)/$${nb#book/}"; mkdir -p "$$(dirname "$$out")"; \
 		echo "== $$nb -> $$out"; \
