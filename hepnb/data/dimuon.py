@@ -162,10 +162,8 @@ def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: 
     n_events = check_int("n_events", n_events)
     t0 = time.perf_counter()
     job = functools.partial(dimuon.simulate_shard, cls.name, int(seed), acc)
-    used = shards.run_shards(job, n_events, workers, desc=f"{cls.name} -> mu mu events", progress=progress,
-                             factor=dimuon.SHARD_FACTOR)
-    arrays = shards.merge(used, n_events)
-    arrays["label"] = np.full(n_events, cls.label, dtype=np.int8)
+    arrays, used = shards.run_labelled(job, n_events, cls.label, workers, f"{cls.name} -> mu mu events", progress,
+                                       dimuon.SHARD_FACTOR)
     wall = time.perf_counter() - t0
     seconds = sum(s["stats"]["seconds"] for s in used)
     info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used), "wall_seconds": wall,

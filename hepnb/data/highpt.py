@@ -304,10 +304,8 @@ def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: in
     n_jets = check_int("n_jets", n_jets)
     t0 = time.perf_counter()
     job = functools.partial(highpt.simulate_shard, cls.name, int(seed), sel)
-    used = shards.run_shards(job, n_jets, workers, desc=f"{cls.name} jets (1 TeV)", progress=progress,
-                             factor=highpt.SHARD_FACTOR)
-    arrays = shards.merge(used, n_jets)
-    arrays["label"] = np.full(n_jets, cls.label, dtype=np.int8)
+    arrays, used = shards.run_labelled(job, n_jets, cls.label, workers, f"{cls.name} jets (1 TeV)", progress,
+                                       highpt.SHARD_FACTOR)
     seconds = sum(s["stats"]["seconds"] for s in used)
     init = sum(s["stats"]["init_seconds"] for s in used)
     info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used),

@@ -28,7 +28,7 @@ from hepnb.generate.resim import Selection, simulate_shard
 from hepnb.validation import check_int
 
 __all__ = ["SHARD_SIZES", "SHARD_SIZE_MAX", "MAX_SHARDS", "ShardJob", "shard_size", "run_shards", "merge",
-           "generate_class"]
+           "generate_class", "run_labelled"]
 
 ShardJob = Callable[[int, int], dict[str, Any]]  # (shard index, events to generate) -> arrays incl. "event_id"
 
@@ -126,6 +126,17 @@ def run_shards(job: ShardJob, n_events: int, workers: int = 1, n_hard: int | Non
     if not prefix.done:
         raise GeneratorError(f"{desc}: {MAX_SHARDS} shards gave only {prefix.have} events")
     return prefix.used()
+
+
+def run_labelled(job: ShardJob, n_events: int, label: int, workers: int = 1, desc: str = "events",
+                 progress: bool = True, factor: int = 1) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """:func:`run_shards` then :func:`merge` for a generator of one class: the first ``n_events`` rows with a
+    ``label`` column (int8) added, and the shards used (their ``stats`` for run information). What the dimuon and
+    1 TeV jet files are made of (``book/symmetry/symmetry.ipynb``, ``book/simplicity/simplicity.ipynb``)."""
+    used = run_shards(job, n_events, workers, desc=desc, progress=progress, factor=factor)
+    arrays = merge(used, n_events)
+    arrays["label"] = np.full(n_events, label, dtype=np.int8)
+    return arrays, used
 
 
 def _resim_job(class_name: str, seed: int, sel: Selection, shard: int, n: int) -> dict[str, Any]:
