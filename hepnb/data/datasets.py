@@ -298,3 +298,76 @@ class TensorBatches(DictBatches):
         self.variation = dataset.variations[v]
         super().__init__({"x": dataset.x[:, v], "jet": dataset.jet[:, v], "mask": dataset.mask[:, v],
                           "y": dataset.y}, batch_size, shuffle, seed)
+
+
+class PartnerBatches:
+    """Minibatches of hard events, each with its anchor jet and one re-simulated *partner* drawn afresh every pass
+    (the positive pairs of RS3L, Harris et al. Sec. II A; explained in ``book/rs3l/rs3l.ipynb``).
+
+    ``jets``: per-jet tensors shaped (N, V, ...) with the shower variation on axis 1 (row ``i`` of every variation
+    is the same hard event); ``rows``: the rows (hard events) to draw from; ``partners``: the variation indices a
+    partner may come from; ``anchor``: the anchor's variation (0, nominal). Every pass draws one partner per row,
+    uniformly from ``partners``, and (``shuffle``) a new order, from a generator seeded by ``(seed, pass)``:
+    the same seed gives the same batches, and a partner is never another event's jet. ``fixed=True`` draws the
+    same partners and order every pass (a validation set). The reference code pre-generates one fixed pair per
+    event instead; drawing afresh shows every partner of an event over the epochs.
+
+    ``layout="pairs"``: each jet tensor comes as (B, 2, ...), [anchor, partner] (for
+    :class:`~hepnb.training.tasks.ContrastiveTask`); ``"mixture"``: as (2B, ...), the B anchors then their B
+    partners, with every per-row tensor in ``labels`` (N, ...) repeated to match (a classifier trained on the
+    augmented mixture, as the fine-tuning and supervised networks of Harris et al. are). ``labels`` also ride along
+    in ``"pairs"`` batches, once per row.
+    """
+
+    LAYOUTS = ("pairs", "mixture")
+
+    def __init__(self, jets: dict[str, torch.Tensor], rows: Any, partners: Sequence[int], batch_size: int = 100,
+                 layout: str = "pairs", labels: dict[str, torch.Tensor] | None = None, anchor: int = 0,
+                 shuffle: bool = True, fixed: bool = False, seed: int = 0):
+        self.batch_size = check_int("batch_size", batch_size)
+        if layout not in self.LAYOUTS:
+            raise SampleError(f"unknown layout {layout!r}; choose one of {', '.join(self.LAYOUTS)}")
+        if not jets:
+            raise SampleError("PartnerBatches needs at least one per-jet tensor")
+        shapes = {k: tuple(t.shape[:2]) for k, t in jets.items()}
+        if len(set(shapes.values())) != 1 or min(len(s) for s in shapes.values()) < 2:
+            raise SampleError(f"per-jet tensors must share their (N, V) axes; got {shapes}")
+        n, v = next(iter(shapes.values()))
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.rows.size == 0 or self.rows.min() < 0 or self.rows.max() >= n:
+            raise SampleError(f"rows must be a non-empty selection of 0..{n - 1}")
+        self.partners = np.asarray(sorted(set(int(p) for p in partners)), dtype=np.int64)
+        if self.partners.size == 0 or self.partners.min() < 0 or self.partners.max() >= v:
+            raise SampleError(f"partner variations must be a non-empty subset of 0..{v - 1}; got {list(partners)}")
+        if not 0 <= int(anchor) < v:
+            raise SampleError(f"anchor variation {anchor} out of range for {v} variations")
+        labels = dict(labels or {})
+        for k, t in labels.items():
+            if len(t) != n:
+                raise SampleError(f"per-row tensor {k!r} has {len(t)} rows, the jets {n}")
+        self.jets, self.labels, self.layout = dict(jets), labels, layout
+        self.anchor, self.shuffle, self.fixed, self.seed = int(anchor), bool(shuffle), bool(fixed), int(seed)
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def draw(self, pass_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, partner variations)`` of pass ``pass_index``, in batch order."""
+        rng = np.random.default_rng((self.seed, 0 if self.fixed else int(pass_index)))
+        order = rng.permutation(self.rows) if self.shuffle else self.rows.copy()
+        return order, self.partners[rng.integers(len(self.partners), size=len(order))]
+
+    def __iter__(self):
+        order, partner = self.draw(self.passes)
+        self.passes += 1
+        order_t, partner_t = torch.from_numpy(order), torch.from_numpy(partner)
+        for start in range(0, len(order), self.batch_size):
+            idx, var = order_t[start:start + self.batch_size], partner_t[start:start + self.batch_size]
+            batch = {}
+            for k, t in self.jets.items():
+                a, b = t[idx, self.anchor], t[idx, var]
+                batch[k] = torch.stack([a, b], dim=1) if self.layout == "pairs" else torch.cat([a, b])
+            for k, t in self.labels.items():
+                batch[k] = t[idx] if self.layout == "pairs" else torch.cat([t[idx], t[idx]])
+            yield batch

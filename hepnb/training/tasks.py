@@ -232,7 +232,15 @@ class ContrastiveTask(Task):
 
     def loss(self, model: nn.Module, batch: Batch, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
         paired = self.inputs(batch) if inputs is None else inputs
-        return nt_xent(model(*self.view(paired, 0)), model(*self.view(paired, 1)), self.temperature)
+        z1, z2 = self.representations(model, paired)
+        return nt_xent(z1, z2, self.temperature)
+
+    def representations(self, model: nn.Module, inputs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        """The representations of both views, from one forward pass over the 2B examples (a model whose output for
+        an example depends on the rest of its batch, like one with batch normalisation in training mode, would see
+        both views in one batch)."""
+        z = model(*(torch.cat([t[:, 0], t[:, 1]]) for t in inputs))
+        return z[: len(z) // 2], z[len(z) // 2:]
 
     def predict(self, model: nn.Module, batch: Batch) -> tuple[Tensor, None]:
         return model(*self.view(self.inputs(batch), 0)), None
