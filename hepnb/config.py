@@ -143,18 +143,18 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
     },
     "rs3l": {
         "n_events": Knob("count", 300, 8_000, 500_000,
-                         "hard events per class (H->bb, QCD, W), each showered 5 ways; 30% test, 10% validation, "
+                         "hard events per class (H->bb, QCD, W), each showered 5 ways; 40% test, 10% validation, "
                          "the rest 5 : 3 pre-training : fine-tuning (Harris et al.: 5M + 3M; see the page)"),
-        "constituents": Knob("count", 16, 32, 100, "hardest constituents per jet fed to the backbone "
+        "constituents": Knob("count", 16, 24, 100, "hardest constituents per jet fed to the backbone "
                              "(Harris et al.: 100)"),
-        "k": Knob("count", 8, 16, 24, "neighbours per constituent in each DynamicEdgeConv (Harris et al.: 24)"),
+        "k": Knob("count", 8, 12, 24, "neighbours per constituent in each DynamicEdgeConv (Harris et al.: 24)"),
         "width": Knob("count", 16, 32, 128, "width of the embedding and edge convolutions (Harris et al.: 128)"),
         "pretrain_epochs": Knob("count", 1, 8, 100, "contrastive pre-training epochs (Harris et al.: not stated)"),
         "epochs": Knob("count", 1, 8, 200, "fine-tuning and supervised epochs (Harris et al.: 200)"),
         "seeds": Knob("count", 2, 3, 3, "repeats of every training (Harris et al.: at least 3)"),
-        "batch_size": Knob("count", 100, 100, 1_000, "hard events per fine-tuning / supervised batch, each with "
-                           "its nominal jet and one re-simulated partner (Harris et al.: 1000)"),
-        "tsne_jets": Knob("count", 200, 1_500, 10_000, "test jets per class in each t-SNE map"),
+        "batch_size": Knob("count", 50, 50, 500, "hard events per fine-tuning / supervised batch, each with "
+                           "its nominal jet and one re-simulated partner (Harris et al.: 1000 jets = 500 events)"),
+        "tsne_jets": Knob("count", 200, 1_000, 10_000, "test jets per class in each t-SNE map"),
         "workers": Knob("count", 2, 2, 16, "processes generating jets, and training models side by side on a CPU"),
     },
 }

@@ -106,7 +106,7 @@ def fake_data(n=48, c=6, seed=0):
 def test_the_split_is_by_event_disjoint_and_keeps_the_papers_ratios():
     parts = study._split(10_000, 3, "hbb", pretrain=True)
     assert len(np.unique(np.concatenate(list(parts.values())))) == 10_000
-    assert (len(parts["test"]), len(parts["val"])) == (3000, 1000)
+    assert (len(parts["test"]), len(parts["val"])) == (4000, 1000)
     assert len(parts["pretrain"]) / len(parts["finetune"]) == pytest.approx(5 / 3, rel=1e-3)
     assert "pretrain" not in study._split(100, 3, "wqq", pretrain=False)
     data = fake_data()
