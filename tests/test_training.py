@@ -94,6 +94,27 @@ def test_nt_xent_equals_its_definition():
         nt_xent(z1[:1], z2[:1])
 
 
+def test_nt_xent_scales_with_the_temperature():
+    """The temperature divides the cosine logits; with orthonormal identical views the loss is
+    log(1 + (2B - 2) exp(-1/tau)) exactly, falling monotonically as tau falls; at large tau every other vector is as
+    likely as the partner, and the loss tends to log(2B - 1)."""
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    cosine = nn.functional.cosine_similarity(torch.cat([z1, z2])[:, None], torch.cat([z1, z2])[None], dim=-1)
+    partner = torch.tensor([6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5])
+    for tau in (0.05, 0.3, 1.0, 7.0):
+        logits = (cosine / tau).fill_diagonal_(-math.inf)
+        assert torch.isclose(nt_xent(z1, z2, tau), nn.functional.cross_entropy(logits, partner), rtol=1e-12)
+    basis, b = 3.0 * torch.eye(5, dtype=torch.float64), 5  # the scale is normalised away
+    taus = [4.0, 1.0, 0.5, 0.2, 0.1, 0.05]
+    losses = [float(nt_xent(basis, basis, tau)) for tau in taus]
+    assert losses == pytest.approx([math.log1p((2 * b - 2) * math.exp(-1 / tau)) for tau in taus], rel=1e-12)
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
+    at_large = [float(nt_xent(z1, z2, tau)) for tau in (10.0, 100.0, 1e4)]
+    gaps = [abs(loss - math.log(2 * 6 - 1)) for loss in at_large]
+    assert gaps[-1] < 1e-4 and gaps[0] > gaps[1] > gaps[2]
+
+
 class _Quadratic(Task):
     """A task with no data at all: the loss of a one-parameter model is (w - 3)^2."""
 

@@ -80,8 +80,9 @@ class _NeighbourMax(torch.autograd.Function):
     The arg-max is not taken with ``max(dim)``, whose CPU kernel for a reduction with indices over a middle axis is
     ~20x slower than ``amax``: the maxima come from ``amax``, and the first neighbour attaining each one from
     ``sign(gathered - max)`` (0 there, −1 elsewhere), ``(1 + sign) · rank`` with ``rank = k, k − 1, ..., 1`` along
-    the neighbour axis, and another ``amax`` (the largest rank marks the smallest ``t``). Both are exact in floating
-    point (the ranks are small integers). Where ``q`` is not finite the gradient goes to the first neighbour.
+    the neighbour axis, and another ``amax`` (the largest rank marks the smallest ``t``). All of it is exact: the
+    ranks are small integers (in float32 for half-precision ``q``). Where a maximum is not finite (``inf`` or NaN in
+    ``q``), its gradient goes to the first neighbour.
     """
 
     @staticmethod
@@ -90,17 +91,19 @@ class _NeighbourMax(torch.autograd.Function):
         n, w = q.shape[1], q.shape[2]
         flat = q.reshape(b * n, w)
         rows = index + n * torch.arange(b, device=index.device)[:, None, None]
-        rank = torch.arange(k, 0, -1, dtype=q.dtype, device=q.device)[:, None]  # k, ..., 1 along the neighbours
+        exact = q.dtype if torch.finfo(q.dtype).bits >= 32 else torch.float32  # integers exact up to 2^24
+        # k, ..., 1 along the neighbours, materialised over the features (a broadcast (k, 1) is ~5x slower)
+        rank = torch.arange(k, 0, -1, dtype=exact, device=q.device)[:, None].expand(k, w).contiguous()
         best = torch.empty((b, c, w), dtype=q.dtype, device=q.device)
-        first = torch.empty((b, c, w), dtype=q.dtype, device=q.device)  # rank of the first neighbour at the max
+        first = torch.empty((b, c, w), dtype=exact, device=q.device)  # rank of the first neighbour at the max
         step = b if q.is_cuda else max(1, _CHUNK_ELEMENTS // (c * k * w))  # on a CPU, keep each chunk in cache
         for s in range(0, b, step):
             part = slice(s, s + step)
             gathered = flat.index_select(0, rows[part].reshape(-1)).view(-1, c, k, w)  # row copies
             top = torch.amax(gathered, dim=2, out=best[part])
-            at_max = gathered.sub_(top[:, :, None]).sign_()  # 0 at the maxima, -1 elsewhere
-            torch.amax(torch.addcmul(rank, at_max, rank), dim=2, out=first[part])
-        t = (k - first.nan_to_num_(float(k)).long()).clamp_(0, k - 1)
+            marks = gathered.sub_(top[:, :, None]).sign_().to(exact)  # 0 at the maxima, -1 elsewhere
+            torch.amax(torch.addcmul(rank, marks, rank, out=marks), dim=2, out=first[part])  # (1 + sign) rank
+        t = k - first.nan_to_num_(float(k)).long()  # a finite maximum is attained exactly: 1 <= first <= k
         ctx.save_for_backward(torch.gather(index, 2, t))
         ctx.n_nodes = n
         return best
@@ -200,6 +203,7 @@ class EdgeConvBackbone(nn.Module):
         if x.shape[-1] != self.n_features:
             raise ValueError(f"expected {self.n_features} features per constituent, got {x.shape[-1]}")
         real = mask[..., None].to(x.dtype)
+        x = x.masked_fill(~mask[..., None], 0.0)  # whatever the padding holds (even NaN), it never enters
         h = self.embed(x) * real
         for conv in self.convs:
             h = conv(h, mask)
