@@ -189,3 +189,21 @@ def test_representation_helpers():
     assert study.shower_mixing(far, -far) == 0.0
     pairs = study.pearson_pairs(z[y == 1], z[y == 0])
     assert len(pairs) == 28 and all(i > j for (i, j), _, _ in pairs)
+
+
+def test_label_efficiency_and_reading_are_built_from_the_scores(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEPNB_DATA", str(tmp_path))
+    data = fake_data(seed=3)
+    st = study.Settings(k=3, width=8, pretrain_epochs=1, epochs=1, batch_size=16)
+    jobs = [j for g in study.main_jobs([0, 1], {"fixed": 3e-3, "floating": 3e-3, "supervised": 3e-3}).values()
+            for j in g]
+    metas = study.train(jobs, data, st)
+    curve = study.label_efficiency(metas, data)
+    y = study.test_labels(data)
+    n, mean, low, high = curve["supervised"]
+    np.testing.assert_allclose(n, np.array([1 / 3, 1, 3, 8]) * data.unit)
+    r = [metrics.rejection_at(y, study.scores(m)[:, 0], 0.5) for j, m in metas.items()
+         if j.kind == "supervised" and j.units == 8 and j.augment == "all"]
+    assert mean[-1] == pytest.approx(np.exp(np.mean(np.log(r)))) and low[-1] == min(r) and high[-1] == max(r)
+    text = study.reading(metas, data)
+    assert f"{np.exp(np.mean(np.log(r))):.0f} (8 u)" in text and "Table III" in text

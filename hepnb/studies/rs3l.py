@@ -726,21 +726,18 @@ def origin_rows(metas: Mapping[Job, dict], data: RS3LData, setups: Sequence[tupl
 
 
 def label_efficiency(metas: Mapping[Job, dict], data: RS3LData, eff: float = 0.5
-                     ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Beyond the paper: QCD rejection at ``eff`` against labelled hard events, for floating fine-tuning and for
-    supervision (all augmentations): ``{kind: (events, mean, std)}``."""
+    supervision (all augmentations): ``{kind: (events, geometric mean, lowest, highest seed)}``."""
     y = _test_y(data, "h")
     out = {}
     for kind in ("floating", "supervised"):
         units = sorted({j.units for j in metas if j.kind == kind and j.task == "h" and j.augment == "all"})
-        means, stds = [], []
-        for u in units:
-            v = [metrics.rejection_at(y, scores(m)[:, 0], eff)
-                 for _, m in _select(metas, kind=kind, augment="all", units=u, task="h")]
-            mean, std, _ = seed_stats(v)
-            means.append(mean)
-            stds.append(std if np.isfinite(std) else 0.0)
-        out[kind] = (np.asarray(units) * data.unit, np.asarray(means), np.asarray(stds))
+        values = [np.asarray([metrics.rejection_at(y, scores(m)[:, 0], eff)
+                              for _, m in _select(metas, kind=kind, augment="all", units=u, task="h")])
+                  for u in units]
+        out[kind] = (np.asarray(units) * data.unit, np.asarray([np.exp(np.log(v).mean()) for v in values]),
+                     np.asarray([v.min() for v in values]), np.asarray([v.max() for v in values]))
     return out
 
 
