@@ -736,8 +736,11 @@ def label_efficiency(metas: Mapping[Job, dict], data: RS3LData, eff: float = 0.5
         values = [np.asarray([metrics.rejection_at(y, scores(m)[:, 0], eff)
                               for _, m in _select(metas, kind=kind, augment="all", units=u, task="h")])
                   for u in units]
-        out[kind] = (np.asarray(units) * data.unit, np.asarray([np.exp(np.log(v).mean()) for v in values]),
-                     np.asarray([v.min() for v in values]), np.asarray([v.max() for v in values]))
+        mean = np.asarray([np.exp(np.log(v).mean()) for v in values])
+        # the geometric mean of equal values can round past them: keep low <= mean <= high exactly
+        low = np.minimum([v.min() for v in values], mean)
+        high = np.maximum([v.max() for v in values], mean)
+        out[kind] = (np.asarray(units) * data.unit, mean, low, high)
     return out
 
 
