@@ -163,10 +163,10 @@ def test_fine_tuning_starts_from_the_backbone_and_fixed_leaves_it_bit_identical(
     assert table2[0]["setup"] == "N₂" and len(table2) == 1 + len(study.HARRIS["table2"]) - 1
     y = study.test_labels(data)
     manual = [metrics.rejection_at(y, study.scores(metas[j])[:, 0], 0.5) for j in jobs[:2]]
-    assert table2[1]["ours ε=0.5"].split(" ± ")[0] == f"{np.mean(manual):.1f}"
+    assert table2[1]["ε = 0.5"].split(" ± ")[0] == f"{np.mean(manual):.1f}"
     table3 = study.wasserstein_rows(metas, data)
     w_alt = [metrics.wasserstein(study.scores(metas[j])[:, 0], study.scores(metas[j])[:, 4]) for j in jobs[:2]]
-    assert table3[1]["ours alt_shower"].split(" ± ")[0] == f"{1e3 * np.mean(w_alt):.2f}"
+    assert table3[1]["alt_shower"].split(" ± ")[0] == f"{1e3 * np.mean(w_alt):.2f}"
     claims = study.claims_rows(metas, data)
     floating_vs_fixed = next(c for c in claims if c["claim"].startswith("floating beats fixed"))
     r = {j.kind: [metrics.rejection_at(y, study.scores(metas[k])[:, 0], 0.5) for k in jobs if k.kind == j.kind

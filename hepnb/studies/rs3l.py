@@ -604,28 +604,28 @@ def _paper_cell(value: tuple[float, float], fmt: str) -> str:
 
 
 def _row_label(kind: str, augment: str, units: float, unit_events: int) -> str:
-    name = {"fixed": "Fine-tuned ({u}, fixed{a})", "floating": "Fine-tuned ({u}, floating{a})",
+    name = {"fixed": "Fine-tuned, fixed ({u}{a})", "floating": "Fine-tuned, floating ({u}{a})",
             "supervised": "Fully supervised ({u}{a})"}[kind]
-    return name.format(u=f"{units:.2g} u = {int(round(units * unit_events)):,} events", a=f", {AUG_LABELS[augment]}")
+    return name.format(u=f"{units:.2g} u = {int(round(units * unit_events)):,} ev.", a=f", {AUG_LABELS[augment]}")
 
 
 def rejection_rows(metas: Mapping[Job, dict], data: RS3LData, table: str = "table2", task: str = "h"
                    ) -> list[dict[str, Any]]:
     """Table II (``task="h"``) or Table IV (``table="table4", task="w"``): QCD rejection at signal efficiency 0.3,
-    0.5 and 0.7 on nominal test jets, mean ± standard deviation over seeds, beside the paper's."""
+    0.5 and 0.7 on nominal test jets, ours as mean ± standard deviation over seeds with the paper's in brackets."""
     out = []
     if table == "table2":
         y, s = _test_y(data, task), n2_scores(data, task)
         row = {"setup": "N₂"}
         for e, ours, paper in zip(EFFICIENCIES, _rejections(y, s[:, 0]), HARRIS[table]["n2"]):
-            row[f"ours ε={e}"], row[f"paper ε={e}"] = f"{ours:.1f}", _paper_cell(paper, ".0f")
+            row[f"ε = {e}"] = f"{ours:.1f} ({_paper_cell(paper, '.0f')})"
         out.append(row)
     for (kind, augment, units), paper in [(k, v) for k, v in HARRIS[table].items() if k != "n2"]:
         values = _measure(metas, data, "rejection", kind=kind, augment=augment, units=units, task=task)
         row = {"setup": _row_label(kind, augment, units, data.unit)}
         for i, e in enumerate(EFFICIENCIES):
-            row[f"ours ε={e}"] = _cell(values[:, i] if len(values) else values, ".1f")
-            row[f"paper ε={e}"] = _paper_cell(paper[i], ".0f")
+            ours = _cell(values[:, i] if len(values) else values, ".1f")
+            row[f"ε = {e}"] = f"{ours} ({_paper_cell(paper[i], '.0f')})"
         out.append(row)
     return out
 
@@ -633,21 +633,21 @@ def rejection_rows(metas: Mapping[Job, dict], data: RS3LData, table: str = "tabl
 def wasserstein_rows(metas: Mapping[Job, dict], data: RS3LData, table: str = "table3", task: str = "h"
                      ) -> list[dict[str, Any]]:
     """Table III (or V: ``table="table5", task="w"``): Wasserstein distance between the score distributions of
-    nominal and re-simulated test jets (both classes, the same hard events), ours (mean ± std over seeds, in
-    units of 10⁻³) beside the paper's."""
+    nominal and re-simulated test jets (both classes, the same hard events), in units of 10⁻³: ours as mean ± std
+    over seeds, the paper's in brackets."""
     out = []
     if table == "table3":
         s = n2_scores(data, task)
         row = {"setup": "N₂ (distance of N₂ itself)"}
         for v, ours, paper in zip(PAPER_COLUMNS, _distances(-s), HARRIS[table]["n2"]):
-            row[f"ours {v}"], row[f"paper {v}"] = f"{1e3 * ours:.2f}", f"{1e3 * paper[0]:.2f}"
+            row[v] = f"{1e3 * ours:.2f} ({1e3 * paper[0]:.2f})"
         out.append(row)
     for (kind, augment, units), paper in [(k, v) for k, v in HARRIS[table].items() if k != "n2"]:
         values = 1e3 * _measure(metas, data, "wasserstein", kind=kind, augment=augment, units=units, task=task)
         row = {"setup": _row_label(kind, augment, units, data.unit)}
         for i, v in enumerate(PAPER_COLUMNS):
-            row[f"ours {v}"] = _cell(values[:, i] if len(values) else values, ".2f")
-            row[f"paper {v}"] = f"{1e3 * paper[i][0]:.2f} ± {1e3 * paper[i][1]:.2f}"
+            ours = _cell(values[:, i] if len(values) else values, ".2f")
+            row[v] = f"{ours} ({1e3 * paper[i][0]:.2f} ± {1e3 * paper[i][1]:.2f})"
         out.append(row)
     return out
 
@@ -719,8 +719,8 @@ def origin_rows(metas: Mapping[Job, dict], data: RS3LData, setups: Sequence[tupl
         for kind, augment, units in setups:
             d = [1e3 * metrics.wasserstein(scores(m)[keep, 0], scores(m)[keep, alt])
                  for _, m in _select(metas, kind=kind, augment=augment, units=units, task="h")]
-            row[_row_label(kind, augment, units, data.unit).split(" (")[0] + f" ({AUG_LABELS[augment]}, "
-                f"{units:g} u)"] = _cell(np.asarray(d), ".2f")
+            row[_row_label(kind, augment, units, data.unit).split(" (")[0] + f" ({units:g} u)"] = \
+                _cell(np.asarray(d), ".2f")
         out.append(row)
     return out
 
@@ -926,7 +926,7 @@ def speed_rows(st: Settings, constituents: int, batch: int = 100, reps: int = 2,
         for _ in range(reps):
             fn(x, mask).sum().backward()
         rate = batch * reps / (time.perf_counter() - start)
-        out.append({"form": name, "jets / s (forward + backward)": round(rate, 1)})
+        out.append({"form": name, "jets / s (forward + backward)": int(round(rate))})
     out[0]["speed ratio"] = round(out[0]["jets / s (forward + backward)"] / out[1]["jets / s (forward + backward)"], 1)
     out[0]["max |Δz|"] = f"{difference:.1e}"
     return out
