@@ -1036,7 +1036,7 @@ def reading(metas: Mapping[Job, dict], data: RS3LData) -> str:
         f"supervision on 8 u ({r[('supervised', 8)]:.0f}); the fixed backbone gives {r[('fixed', 3)]:.0f}, "
         f"{order(r[('fixed', 3)], r[('floating', 3)])} floating (the paper: 64 against 380). Supervision grows "
         f"from {r[('supervised', 1)]:.0f} (1 u) to {r[('supervised', 8)]:.0f} (8 u).",
-        f"* **Table III.** The smallest alternative-shower distance is {names[most]}'s "
+        f"* **Table III.** The smallest alternative-shower distance belongs to {names[most]} "
         f"({1e3 * alt[most]:.1f} × 10⁻³; the others "
         + ", ".join(f"{names[s]} {1e3 * v:.1f}" for s, v in alt.items() if s != most)
         + f"). The seed column, two showers with the *same* settings, is the noise floor of the estimate at this "
