@@ -60,7 +60,8 @@ __all__ = ["TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", 
            "convergence", "load_backbone", "representations", "discriminating_dimension", "rejection_rows",
            "wasserstein_rows", "ood_rows", "roc", "origin_roc", "label_efficiency", "probe_rows", "origin_rows",
            "claims_rows", "n2_scores", "timing_rows", "speed_rows", "shower_mixing", "tsne_map", "tsne_rows",
-           "pearson_rows", "pearson_pairs", "test_labels", "FIG6_STYLES", "VARIATION_NAMES", "origin_counts", "reading"]
+           "pearson_rows", "pearson_pairs", "test_labels", "FIG6_STYLES", "VARIATION_NAMES", "origin_counts", "reading",
+           "tsne_panels"]
 
 TRAINING_VERSION = 1  # bump when a change to this chapter's training makes its checkpoints wrong
 KIND = "rs3l"
@@ -1046,3 +1047,21 @@ def reading(metas: Mapping[Job, dict], data: RS3LData) -> str:
         f"{w[('floating', 3)]:.1f} (3 u), supervision {w[('supervised', 1)]:.1f} and {w[('supervised', 3)]:.1f}.",
     ]
     return "\n".join(lines)
+
+
+def tsne_panels(backbones: Mapping[str, EdgeConvBackbone], data: RS3LData, n: int, seed: int = 0
+                ) -> dict[str, Any]:
+    """Fig. 5's maps: ``"class"``: the t-SNE points of ``n`` H and ``n`` QCD nominal test jets in the ``"all"``
+    space with their H flags; per augmentation set in ``backbones`` (``"all"``, ``"seed_fsr"``): the points of the
+    same jets in the nominal and the alternative shower, mapped together, and their :func:`shower_mixing` in the
+    8-d space."""
+    pick = tsne_rows(data, n, seed)
+    rows = np.concatenate([pick["hbb"], pick["qcd"]])
+    out: dict[str, Any] = {"class": (tsne_map(representations(backbones["all"], data, rows)[:, 0], seed),
+                                     np.isin(rows, pick["hbb"]))}
+    alt = VARIATION_NAMES.index("alt_shower")
+    for augment, backbone in backbones.items():
+        pair = representations(backbone, data, rows, (0, alt))
+        xy = tsne_map(np.concatenate([pair[:, 0], pair[:, 1]]), seed)
+        out[augment] = (xy[: len(rows)], xy[len(rows):], shower_mixing(pair[:, 0], pair[:, 1]))
+    return out
