@@ -210,3 +210,17 @@ def test_label_efficiency_and_reading_are_built_from_the_scores(tmp_path, monkey
         assert np.all(curve[kind][2] <= curve[kind][1]) and np.all(curve[kind][1] <= curve[kind][3])
     text = study.reading(metas, data)
     assert f"{np.exp(np.mean(np.log(r))):.0f} (8 u)" in text and "Table III" in text
+
+
+def test_training_falls_back_to_one_process_when_shared_memory_is_full(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEPNB_DATA", str(tmp_path))
+    data = fake_data(seed=4)
+
+    def full(self):
+        raise RuntimeError("unable to write to file </torch_1>: No space left on device (28)")
+
+    monkeypatch.setattr(torch.Tensor, "share_memory_", full)
+    st = study.Settings(k=3, width=8, pretrain_epochs=1, epochs=1, batch_size=16)
+    with pytest.warns(RuntimeWarning, match="shared memory"):
+        metas = study.train([study.Job("supervised", "all", 0, "h", 1, 3e-3)], data, st, workers=2)
+    assert len(metas) == 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import functools
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -465,12 +466,29 @@ def _run(job: Job, data: RS3LData, st: Settings, device: str) -> dict[str, Any]:
     return {**meta, "trained": trained}
 
 
+def _share(data: RS3LData) -> bool:
+    """Move the features to shared memory for the worker pool; False (with a warning) where the machine's shared
+    memory cannot hold them (a container's default /dev/shm is 64 MB), so the caller trains in this process."""
+    try:
+        for t in (data.x, data.mask):
+            t.share_memory_()
+    except RuntimeError as err:
+        size = (data.x.numel() * data.x.element_size() + data.mask.numel()) / 2**20
+        warnings.warn(f"the RS3L features ({size:.0f} MB) do not fit in shared memory ({err}); training in one "
+                      "process instead of a worker pool (enlarge /dev/shm, e.g. docker --shm-size, to use it)",
+                      RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
 def train(jobs: Sequence[Job], data: RS3LData, st: Settings, workers: int = 1, device: str = "cpu"
           ) -> dict[Job, dict]:
     """Every job trained (or loaded): ``{job: meta}``. Pre-trainings run first, then the classifiers that start
     from them; on a CPU each runs single-threaded in ``workers`` spawned processes (the same bits for any worker
     count)."""
     jobs = list(dict.fromkeys(jobs))
+    if device == "cpu" and workers > 1 and not _share(data):
+        workers = 1
     needed = [j.backbone for j in jobs if j.kind in ("fixed", "floating")]
     first = list(dict.fromkeys([j for j in jobs if j.kind == "pretrain"] + needed))
     out: dict[Job, dict] = {}
