@@ -8,7 +8,8 @@ The messages name the offending input (the file, the setting, the value) and wha
 
 from __future__ import annotations
 
-__all__ = ["HepnbError", "ConfigError", "DataFileError", "SampleError", "GeneratorError", "CheckpointError"]
+__all__ = ["HepnbError", "ConfigError", "DataFileError", "SampleError", "GeneratorError", "CheckpointError",
+           "ShardWarning"]
 
 
 class HepnbError(Exception):
@@ -39,3 +40,9 @@ class GeneratorError(HepnbError, RuntimeError):
 class CheckpointError(HepnbError, RuntimeError):
     """A checkpoint file that cannot be used: unreadable, not a hepnb checkpoint, or made with other settings
     (explained in ``book/adversarial/adversarial.ipynb``)."""
+
+
+class ShardWarning(UserWarning):
+    """A finished shard file of a generation could not be trusted (truncated, corrupt, or written for other
+    settings) and is generated again; the message names the file and what is wrong with it (explained in
+    ``book/data/resimulation.ipynb``, section "Generating at scale")."""

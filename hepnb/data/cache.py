@@ -64,16 +64,23 @@ def cached_events(path: str | os.PathLike[str]) -> int:
 
 
 def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, seed: int = 0,
-                  selection: Any = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info."""
+                  selection: Any = None, workers: int = 1, progress: bool = True, dask: Any = None,
+                  keep_shards: bool = False) -> dict[str, Any]:
+    """Generate ``n_events`` hard events of one class and write them to ``path`` atomically; returns run info.
+
+    Finished shards are saved next to ``path`` as they finish (:class:`~hepnb.generate.shardstore.ShardStore`), so
+    an interrupted call resumes where it stopped, and removed once the file is written unless ``keep_shards``.
+    ``dask`` runs the shards on Dask (:mod:`hepnb.generate.backends`) instead of ``workers`` processes."""
     from hepnb.generate import resim, shards
     from hepnb.generate.pythia import derive_seed
+    from hepnb.generate.shardstore import ShardStore
 
     sel = selection or resim.Selection()
-    arrays, info = shards.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
-                                         progress=progress)
-    arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
     record = generation_record(class_name, seed, sel)
+    store = ShardStore.for_file(path, record)
+    arrays, info = shards.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
+                                         progress=progress, store=store, dask=dask)
+    arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
     attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
              "class_description": jet_class(class_name).description, "n_events": int(len(arrays["event_id"])),
              "variations": [v.name for v in VARIATIONS],
@@ -88,6 +95,7 @@ def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, 
                  jet_feature_names=list(JET_FEATURE_NAMES),
                  jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
     write_resim(path, arrays, attrs)
+    store.finish(keep_shards)
     return info
 
 

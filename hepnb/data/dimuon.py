@@ -39,7 +39,7 @@ from hepnb.errors import DataFileError, SampleError
 from hepnb.validation import check_int
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "DimuonSample", "write_dimuons", "read_dimuons", "generation_record",
-           "cache_path", "load_or_generate", "load_dimuons"]
+           "cache_path", "cached_events", "generate_file", "load_or_generate", "load_dimuons"]
 
 FORMAT = "hepnb-dimuon"
 SCHEMA_VERSION = 1
@@ -146,33 +146,41 @@ def cache_path(name: str, seed: int = 0, acceptance: Any = None, folder: str | o
     return cache_file("dimuon", name, seed, generation_record(name, seed, acceptance), folder)
 
 
-def _cached_events(path: Path) -> int:
+def cached_events(path: str | os.PathLike[str]) -> int:
+    """Events the dimuon file ``path`` holds: 0 if it is missing, unreadable or foreign (then generated over)."""
     return cached_rows(path, FORMAT, SCHEMA_VERSION, _REQUIRED, "n_events")
 
 
 def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: int = 0, acceptance: Any = None,
-                  workers: int = 1, progress: bool = True) -> dict[str, Any]:
+                  workers: int = 1, progress: bool = True, dask: Any = None, keep_shards: bool = False
+                  ) -> dict[str, Any]:
     """Generate ``n_events`` accepted events of class ``name`` in shards and write them to ``path`` atomically;
-    returns run information (shards, events tried, seconds, events per second per core)."""
+    returns run information (shards, events tried, seconds, events per second per core). Finished shards are saved
+    as they finish and reused by an interrupted call's rerun; ``dask`` and ``keep_shards`` as in
+    :func:`hepnb.data.cache.generate_file`."""
     from hepnb.generate import dimuon, shards
     from hepnb.generate.pythia import derive_seed
+    from hepnb.generate.shardstore import ShardStore
 
     cls = dimuon.dimuon_class(name)
     acc = acceptance or dimuon.Acceptance()
     n_events = check_int("n_events", n_events)
+    record = generation_record(cls.name, seed, acc)
+    store = ShardStore.for_file(path, record)
     t0 = time.perf_counter()
     job = functools.partial(dimuon.simulate_shard, cls.name, int(seed), acc)
     arrays, used = shards.run_labelled(job, n_events, cls.label, workers, f"{cls.name} -> mu mu events", progress,
-                                       dimuon.SHARD_FACTOR)
+                                       dimuon.SHARD_FACTOR, store, dask)
     wall = time.perf_counter() - t0
     seconds = sum(s["stats"]["seconds"] for s in used)
     info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used), "wall_seconds": wall,
-            "shard_seconds": seconds, "workers": int(workers), "accepted_per_core_second": n_events / seconds}
-    record = generation_record(cls.name, seed, acc)
+            "shard_seconds": seconds, "workers": int(workers), "accepted_per_core_second": n_events / seconds,
+            **shards.run_counts(used)}
     attrs = {**generation_attrs(record, cls.description, "n_events", n_events, used,
                                 lambda k: derive_seed(seed, "dimuon", cls.name, k)),
              "muon_fields": ["px", "py", "pz", "E"], "muon_units": "GeV"}
     write_dimuons(path, arrays, attrs)
+    store.finish(keep_shards)
     return info
 
 
@@ -183,7 +191,7 @@ def load_or_generate(name: str, n_events: int, seed: int = 0, acceptance: Any = 
     shard order is fixed, so its first rows are exactly the smaller sample)."""
     n_events = check_int("n_events", n_events)
     path = cache_path(name, seed, acceptance, folder)
-    if _cached_events(path) < n_events:
+    if cached_events(path) < n_events:
         generate_file(path, name, n_events, seed, acceptance, workers, progress)
     return read_dimuons(path, n_rows=n_events)
 

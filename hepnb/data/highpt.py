@@ -45,7 +45,7 @@ from hepnb.errors import DataFileError, SampleError
 from hepnb.validation import check_int
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "HighPtSample", "write_highpt", "read_highpt", "generation_record",
-           "cache_path", "generate_file", "load_or_generate", "load_highpt"]
+           "cache_path", "cached_jets", "generate_file", "load_or_generate", "load_highpt"]
 
 FORMAT = "hepnb-highpt"
 SCHEMA_VERSION = 1
@@ -287,38 +287,44 @@ def cache_path(name: str, seed: int = 0, selection: Any = None, folder: str | os
     return cache_file("highpt", name, seed, generation_record(name, seed, selection), folder)
 
 
-def _cached_jets(path: Path) -> int:
+def cached_jets(path: str | os.PathLike[str]) -> int:
+    """Jets the 1 TeV jet file ``path`` holds: 0 if it is missing, unreadable or foreign (then generated over)."""
     return cached_rows(path, FORMAT, SCHEMA_VERSION, _REQUIRED, "n_jets")
 
 
 def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: int = 0, selection: Any = None,
-                  workers: int = 1, progress: bool = True) -> dict[str, Any]:
+                  workers: int = 1, progress: bool = True, dask: Any = None, keep_shards: bool = False
+                  ) -> dict[str, Any]:
     """Generate ``n_jets`` matched jets of class ``name`` in shards and write them to ``path`` atomically; returns
     run information (shards, events tried, seconds, Pythia's initialisation share, matched jets per second per
-    core). Explained in ``book/simplicity/simplicity.ipynb``."""
+    core). Finished shards are saved as they finish and reused by an interrupted call's rerun; ``dask`` and
+    ``keep_shards`` as in :func:`hepnb.data.cache.generate_file`. Explained in ``book/simplicity/simplicity.ipynb``."""
     from hepnb.generate import highpt, shards
     from hepnb.generate.pythia import derive_seed
+    from hepnb.generate.shardstore import ShardStore
 
     cls = highpt.highpt_class(name)
     sel = selection or highpt.Selection()
     n_jets = check_int("n_jets", n_jets)
+    record = generation_record(cls.name, seed, sel)
+    store = ShardStore.for_file(path, record)
     t0 = time.perf_counter()
     job = functools.partial(highpt.simulate_shard, cls.name, int(seed), sel)
     arrays, used = shards.run_labelled(job, n_jets, cls.label, workers, f"{cls.name} jets (1 TeV)", progress,
-                                       highpt.SHARD_FACTOR)
+                                       highpt.SHARD_FACTOR, store, dask)
     seconds = sum(s["stats"]["seconds"] for s in used)
     init = sum(s["stats"]["init_seconds"] for s in used)
     info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used),
             "two_matched": sum(s["stats"]["two_matched"] for s in used),
             "kept_in_shards": sum(len(s["event_id"]) for s in used), "wall_seconds": time.perf_counter() - t0,
             "shard_seconds": seconds, "init_seconds": init, "init_fraction": init / seconds,
-            "workers": int(workers)}
+            "workers": int(workers), **shards.run_counts(used)}
     info["jets_per_core_second"] = info["kept_in_shards"] / seconds
-    record = generation_record(cls.name, seed, sel)
     attrs = {**generation_attrs(record, cls.description, "n_jets", n_jets, used,
                                 lambda k: derive_seed(seed, "highpt", cls.name, k)),
              "constituent_fields": ["px", "py", "pz", "E"], "units": "GeV"}
     write_highpt(path, arrays, attrs)
+    store.finish(keep_shards)
     return info
 
 
@@ -333,7 +339,7 @@ def load_or_generate(name: str, n_jets: int, seed: int = 0, selection: Any = Non
     highpt_class(name)  # an unknown class fails before any file is touched
     n_jets = check_int("n_jets", n_jets)
     path = cache_path(name, seed, selection, folder)
-    if _cached_jets(path) < n_jets:
+    if cached_jets(path) < n_jets:
         generate_file(path, name, n_jets, seed, selection, workers, progress)
     return read_highpt(path, n_rows=n_jets)
 

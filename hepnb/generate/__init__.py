@@ -7,6 +7,8 @@
 ``dimuon``     Z and gamma* -> mu mu events for Nabat et al. (``book/symmetry/symmetry.ipynb``)
 ``highpt``     1 TeV g, q, W, Z, t jets like the hls4ml ones, for Glowacki (``book/simplicity/simplicity.ipynb``)
 ``shards``     many shards of any pure shard job in worker processes, merged into one reproducible sample
+``shardstore`` finished shards on disk, so an interrupted generation resumes where it stopped
+``backends``   where shards run: this process, a process pool, or a Dask cluster
 
 The names below are loaded on first use, so ``import hepnb.generate.catalogue`` (which every file reader does) stays
 light.

@@ -112,9 +112,13 @@ def simulate_shard(name: str, seed: int, acceptance: Acceptance, shard: int, n: 
     muons = fs[abs(fs.pid) == MUON_ID]
     if not np.all(ak.num(muons) == 2):
         raise RuntimeError(f"dimuon shard {shard}: events without exactly two final-state muons")
-    p4 = np.stack([ak.to_numpy(muons[k]) for k in ("px", "py", "pz", "E")], axis=-1).astype(np.float64)
-    charge = ak.to_numpy(muons.charge).astype(np.int8)
-    pid = ak.to_numpy(muons.pid).astype(np.int32)
+    muons = ak.to_regular(muons, axis=1)  # exactly two per event: plain arrays, not masked ones
+
+    def column(name: str, dtype: Any) -> np.ndarray:
+        return np.asarray(ak.to_numpy(muons[name], allow_missing=False), dtype=dtype)
+
+    p4 = np.stack([column(k, np.float64) for k in ("px", "py", "pz", "E")], axis=-1)
+    charge, pid = column("charge", np.int8), column("pid", np.int32)
     pt, eta, _ = kinematics.pt_eta_phi(p4)
     order = np.argsort(-pt, axis=1, kind="stable")  # leading muon first
     p4 = np.take_along_axis(p4, order[..., None], axis=1)

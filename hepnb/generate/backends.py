@@ -1,0 +1,152 @@
+"""Where shards run: in this process, in a pool of spawned processes, or as tasks on a Dask cluster.
+
+Explained in ``book/data/resimulation.ipynb`` (section "Generating at scale"). :func:`open_backend` gives a
+:class:`Backend` with one interface for all three: ``submit(fn, *args)`` returns a future, ``wait(futures)``
+returns the finished ones, ``slots()`` says how many shards to keep in flight, ``stop()`` cancels what is still
+running. Shards are pure, so the
+backend never changes the bytes of a sample, only how fast it is made.
+
+``dask`` may be ``"local"`` (a ``distributed.LocalCluster`` of ``workers`` single-threaded worker processes, started
+here and closed afterwards), a scheduler address such as ``"tcp://head-node:8786"`` (any cluster a user runs, e.g.
+started by ``dask-jobqueue`` on SLURM or HTCondor; its workers must have hepnb installed), or a
+``distributed.Client`` (used as it is, never closed). An unreachable scheduler fails within ``timeout`` seconds with
+a :class:`~hepnb.errors.GeneratorError` naming the address.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from hepnb.errors import GeneratorError
+from hepnb.validation import check_int, check_positive
+
+__all__ = ["Backend", "open_backend", "dask_client", "DASK_TIMEOUT"]
+
+DASK_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
+
+
+class Backend:
+    """Runs shard jobs: ``submit`` returns a future (``result()``, ``cancel()``); ``wait`` blocks until at least one
+    of the given futures is done and returns the done ones; ``slots()`` is the number of shards to keep in flight;
+    ``name`` says what it is (for run information); ``stop()`` cancels unfinished work."""
+
+    name = "this process"
+
+    def slots(self) -> int:
+        return 1
+
+    def wait(self, futures: Iterable[Any]) -> set[Any]:
+        done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+        return set(done)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        future: cf.Future = cf.Future()
+        future.set_running_or_notify_cancel()
+        future.set_result(fn(*args))  # an exception (or Ctrl-C) propagates at once, from here
+        return future
+
+    def stop(self, futures: Any = ()) -> None:
+        pass
+
+
+class _Pool(Backend):
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.name = f"process pool ({workers} workers)"
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def slots(self) -> int:
+        return self.workers
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        return self.pool.submit(fn, *args)
+
+    def stop(self, futures: Any = ()) -> None:
+        # shards still running are not needed (or generation failed): stop them rather than wait
+        futures = list(futures)
+        for future in futures:
+            future.cancel()
+        if any(not f.done() for f in futures):
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dask(Backend):
+    def __init__(self, client: Any, name: str):
+        self.client, self.name = client, name
+
+    def slots(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))  # follows an adaptive cluster as it scales
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, futures: Iterable[Any]) -> set[Any]:
+        done, _ = _distributed().wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done)
+
+    def stop(self, futures: Any = ()) -> None:
+        futures = [f for f in futures if not f.done()]
+        if futures:
+            self.client.cancel(futures)
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as err:  # pragma: no cover - distributed is in requirements.txt
+        raise GeneratorError("the Dask backend needs dask.distributed: pip install 'dask[distributed]'") from err
+    return distributed
+
+
+@contextlib.contextmanager
+def dask_client(dask: Any, workers: int = 1, timeout: float = DASK_TIMEOUT) -> Iterator[tuple[Any, str]]:
+    """``(client, description)`` for ``dask`` (``"local"``, a scheduler address or a ``distributed.Client``; see the
+    module docstring). A local cluster and a client made here are closed on exit; a client passed in is not."""
+    distributed = _distributed()
+    if isinstance(dask, distributed.Client):
+        yield dask, f"dask ({dask.scheduler.address})"
+        return
+    if not isinstance(dask, str) or not dask.strip():
+        raise GeneratorError(f"dask must be 'local', a scheduler address or a distributed.Client; got {dask!r}")
+    timeout = check_positive("timeout", timeout, error=GeneratorError)
+    if dask == "local":
+        workers = check_int("workers", workers, error=GeneratorError)
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                distributed.Client(cluster) as client:
+            yield client, f"dask local cluster ({workers} workers)"
+        return
+    address = dask.strip()
+    try:
+        client = distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise GeneratorError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                             f"({type(err).__name__}: {err}); is `dask scheduler` running there?") from err
+    try:
+        yield client, f"dask ({address})"
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def open_backend(workers: int = 1, dask: Any = None, timeout: float = DASK_TIMEOUT) -> Iterator[Backend]:
+    """The :class:`Backend` for ``workers`` processes (1: this process) or, if ``dask`` is given, for Dask (see the
+    module docstring; ``workers`` then sizes a local cluster)."""
+    workers = check_int("workers", workers)
+    if dask is not None:
+        with dask_client(dask, workers, timeout) as (client, name):
+            yield _Dask(client, name)
+        return
+    backend = _Pool(workers) if workers > 1 else Backend()
+    try:
+        yield backend
+    finally:
+        if isinstance(backend, _Pool):
+            backend.pool.shutdown(wait=False, cancel_futures=True)

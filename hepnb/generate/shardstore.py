@@ -1,0 +1,162 @@
+"""Finished shards on disk: the unit of the generation cache, so an interrupted generation resumes where it stopped.
+
+Explained in ``book/data/resimulation.ipynb`` (section "Generating at scale"). While a sample is generated, every
+shard that finishes is written at once, atomically, to its own file in a folder next to the sample's file::
+
+    data/resim/resim-hbb-seed0-<hash>.h5            the merged sample (hepnb.data.store)
+    data/resim/resim-hbb-seed0-<hash>.shards/       its finished shards, until they are merged
+        shard-00000-n500.npz                        shard 0, generated with 500 events (the schedule's size)
+        shard-00001-n1000.npz
+
+A later call for the same sample (same generation record, so the same folder) reads the finished shards back
+instead of generating them again. A shard file is trusted only if it opens, every array passes the zip CRC check,
+and its metadata names the same generation record (its SHA-256), shard index and size; anything else (truncated,
+corrupt, foreign, or left by other settings) is deleted with a :class:`~hepnb.errors.ShardWarning` naming the file and
+generated again. Shards are pure functions of their index, so a shard read back is the same bytes as a new one and
+the merged sample is byte-identical whether it was generated in one go, resumed, on a process pool or on Dask.
+Once the sample is written the folder is removed, unless it is asked to be kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepnb.data.files import atomic_path
+from hepnb.errors import ShardWarning
+
+__all__ = ["SHARD_FORMAT", "SHARD_VERSION", "ShardStore", "shard_folder"]
+
+SHARD_FORMAT = "hepnb-shard"
+SHARD_VERSION = 1
+_META, _STATS = "__meta__", "__stats__"
+_NAME = re.compile(r"shard-(\d{5,})-n(\d+)\.npz")
+
+
+def shard_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder of finished shards of the sample file ``path``: the same name with ``.shards`` for ``.h5``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.shards")
+
+
+def _text(value: Any) -> np.ndarray:
+    return np.frombuffer(json.dumps(value, sort_keys=True).encode(), dtype=np.uint8)
+
+
+class ShardStore:
+    """The finished shards of one sample: ``folder`` holds them, ``record_hash`` (the SHA-256 of the sample's
+    generation record, :func:`hepnb.data.cache.settings_hash`) says which settings they belong to.
+
+    :meth:`load` returns a trusted shard or ``None``, :meth:`save` writes one atomically, :meth:`finish` removes the
+    folder once the sample is merged (unless ``keep``). Counts of what happened are in :attr:`loaded`,
+    :attr:`saved` and :attr:`rejected`."""
+
+    def __init__(self, folder: str | os.PathLike[str], record_hash: str):
+        if not re.fullmatch(r"[0-9a-f]{64}", str(record_hash)):
+            raise ValueError(f"record_hash must be a SHA-256 hex digest, got {record_hash!r}")
+        self.folder, self.record_hash = Path(folder), str(record_hash)
+        self.loaded: list[int] = []
+        self.saved: list[int] = []
+        self.rejected: list[int] = []
+
+    @classmethod
+    def for_file(cls, path: str | os.PathLike[str], record: Mapping[str, Any]) -> ShardStore:
+        """The store of the sample file ``path`` generated with the generation ``record``."""
+        import hashlib
+
+        from hepnb.data.store import _json
+
+        return cls(shard_folder(path), hashlib.sha256(_json(record).encode()).hexdigest())
+
+    def path(self, shard: int, n: int) -> Path:
+        """The file of shard ``shard`` generated with ``n`` events."""
+        return self.folder / f"shard-{int(shard):05d}-n{int(n)}.npz"
+
+    def finished(self) -> dict[int, Path]:
+        """The shard files present (not checked), by shard index."""
+        if not self.folder.is_dir():
+            return {}
+        found = {}
+        for entry in self.folder.iterdir():
+            match = _NAME.fullmatch(entry.name)
+            if match:
+                found[int(match.group(1))] = entry
+        return dict(sorted(found.items()))
+
+    def save(self, shard: int, n: int, result: Mapping[str, Any]) -> Path:
+        """Write a finished shard (its arrays and its ``stats``) atomically; returns the file."""
+        arrays = {k: np.asarray(v) for k, v in result.items() if k != "stats"}
+        if not arrays or any(k.startswith("__") for k in arrays):
+            raise ValueError(f"shard {shard}: nothing to save, or an array name starting with '__'")
+        meta = {"format": SHARD_FORMAT, "version": SHARD_VERSION, "record_hash": self.record_hash,
+                "shard": int(shard), "n": int(n), "keys": list(arrays)}
+        path = self.path(shard, n)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays, **{_META: _text(meta), _STATS: _text(result.get("stats", {}))})
+                f.flush()
+                os.fsync(f.fileno())
+        self.saved.append(int(shard))
+        return path
+
+    def _read(self, path: Path, shard: int, n: int) -> dict[str, Any]:
+        """The shard in ``path``, or ``ValueError`` saying why it cannot be trusted."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if _META not in z.files:
+                    raise ValueError("no hepnb shard metadata (a foreign file)")
+                meta = json.loads(bytes(z[_META]).decode())
+                if meta.get("format") != SHARD_FORMAT or meta.get("version") != SHARD_VERSION:
+                    raise ValueError(f"format {meta.get('format')!r} version {meta.get('version')!r}, expected "
+                                     f"{SHARD_FORMAT!r} version {SHARD_VERSION}")
+                if meta.get("record_hash") != self.record_hash:
+                    raise ValueError("written for other generation settings (record hash "
+                                     f"{str(meta.get('record_hash'))[:16]}, expected {self.record_hash[:16]})")
+                if (meta.get("shard"), meta.get("n")) != (shard, n):
+                    raise ValueError(f"holds shard {meta.get('shard')} of {meta.get('n')} events, expected shard "
+                                     f"{shard} of {n}")
+                keys = list(meta.get("keys", []))
+                missing = [k for k in keys if k not in z.files]
+                if not keys or missing:
+                    raise ValueError(f"arrays {missing or keys} missing")
+                result: dict[str, Any] = {k: z[k] for k in keys}  # reads every byte: the zip CRC is checked
+                result["stats"] = json.loads(bytes(z[_STATS]).decode())
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"unreadable (truncated or corrupt): {type(err).__name__}: {err}") from err
+        rows = {len(v) for k, v in result.items() if k != "stats"}
+        if len(rows) != 1:
+            raise ValueError(f"arrays of different lengths {sorted(rows)}")
+        return result
+
+    def load(self, shard: int, n: int) -> dict[str, Any] | None:
+        """Shard ``shard`` of ``n`` events if its file exists and can be trusted, else ``None``. A file that cannot
+        be trusted is deleted with a :class:`ShardWarning` naming it and why (the caller generates it again)."""
+        path = self.path(shard, n)
+        if not path.is_file():
+            return None
+        try:
+            result = self._read(path, int(shard), int(n))
+        except ValueError as err:
+            warnings.warn(f"{path}: {err}; generating this shard again", ShardWarning, stacklevel=2)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            self.rejected.append(int(shard))
+            return None
+        self.loaded.append(int(shard))
+        return result
+
+    def finish(self, keep: bool = False) -> None:
+        """After the merged sample is written: remove the folder of shards, unless ``keep``."""
+        if not keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
