@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import multiprocessing
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from hepnb.validation import check_int, check_positive
 __all__ = ["Backend", "open_backend", "dask_client", "DASK_TIMEOUT"]
 
 DASK_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> what dask_client made it for
 
 
 class Backend:
@@ -111,7 +113,7 @@ def dask_client(dask: Any, workers: int = 1, timeout: float = DASK_TIMEOUT) -> I
     module docstring). A local cluster and a client made here are closed on exit; a client passed in is not."""
     distributed = _distributed()
     if isinstance(dask, distributed.Client):
-        yield dask, f"dask ({dask.scheduler.address})"
+        yield dask, _NAMES.get(dask, f"dask ({dask.scheduler.address})")
         return
     if not isinstance(dask, str) or not dask.strip():
         raise GeneratorError(f"dask must be 'local', a scheduler address or a distributed.Client; got {dask!r}")
@@ -121,7 +123,8 @@ def dask_client(dask: Any, workers: int = 1, timeout: float = DASK_TIMEOUT) -> I
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
                 distributed.Client(cluster) as client:
-            yield client, f"dask local cluster ({workers} workers)"
+            _NAMES[client] = f"dask local cluster ({workers} workers)"
+            yield client, _NAMES[client]
         return
     address = dask.strip()
     try:

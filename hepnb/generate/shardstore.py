@@ -49,6 +49,10 @@ def shard_folder(path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.stem}.shards")
 
 
+class _Untrusted(ValueError):
+    """Why a shard file cannot be trusted (the message of its warning)."""
+
+
 def _text(value: Any) -> np.ndarray:
     return np.frombuffer(json.dumps(value, sort_keys=True).encode(), dtype=np.uint8)
 
@@ -111,32 +115,34 @@ class ShardStore:
         return path
 
     def _read(self, path: Path, shard: int, n: int) -> dict[str, Any]:
-        """The shard in ``path``, or ``ValueError`` saying why it cannot be trusted."""
+        """The shard in ``path``, or :class:`_Untrusted` saying why it cannot be trusted."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 if _META not in z.files:
-                    raise ValueError("no hepnb shard metadata (a foreign file)")
+                    raise _Untrusted("no hepnb shard metadata (a foreign file)")
                 meta = json.loads(bytes(z[_META]).decode())
                 if meta.get("format") != SHARD_FORMAT or meta.get("version") != SHARD_VERSION:
-                    raise ValueError(f"format {meta.get('format')!r} version {meta.get('version')!r}, expected "
+                    raise _Untrusted(f"format {meta.get('format')!r} version {meta.get('version')!r}, expected "
                                      f"{SHARD_FORMAT!r} version {SHARD_VERSION}")
                 if meta.get("record_hash") != self.record_hash:
-                    raise ValueError("written for other generation settings (record hash "
+                    raise _Untrusted("written for other generation settings (record hash "
                                      f"{str(meta.get('record_hash'))[:16]}, expected {self.record_hash[:16]})")
                 if (meta.get("shard"), meta.get("n")) != (shard, n):
-                    raise ValueError(f"holds shard {meta.get('shard')} of {meta.get('n')} events, expected shard "
+                    raise _Untrusted(f"holds shard {meta.get('shard')} of {meta.get('n')} events, expected shard "
                                      f"{shard} of {n}")
                 keys = list(meta.get("keys", []))
                 missing = [k for k in keys if k not in z.files]
                 if not keys or missing:
-                    raise ValueError(f"arrays {missing or keys} missing")
+                    raise _Untrusted(f"arrays {missing or keys} missing")
                 result: dict[str, Any] = {k: z[k] for k in keys}  # reads every byte: the zip CRC is checked
                 result["stats"] = json.loads(bytes(z[_STATS]).decode())
-        except (OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"unreadable (truncated or corrupt): {type(err).__name__}: {err}") from err
+        except _Untrusted:
+            raise
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+            raise _Untrusted(f"unreadable (truncated or corrupt): {type(err).__name__}: {err}") from err
         rows = {len(v) for k, v in result.items() if k != "stats"}
         if len(rows) != 1:
-            raise ValueError(f"arrays of different lengths {sorted(rows)}")
+            raise _Untrusted(f"arrays of different lengths {sorted(rows)}")
         return result
 
     def load(self, shard: int, n: int) -> dict[str, Any] | None:
@@ -147,7 +153,7 @@ class ShardStore:
             return None
         try:
             result = self._read(path, int(shard), int(n))
-        except ValueError as err:
+        except _Untrusted as err:
             warnings.warn(f"{path}: {err}; generating this shard again", ShardWarning, stacklevel=2)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

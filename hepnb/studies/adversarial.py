@@ -46,7 +46,7 @@ from hepnb.training.checkpoints import load_or_train
 from hepnb.training.loop import fit, predict
 from hepnb.training.tasks import BinaryTask, move
 
-__all__ = ["TRAINING_VERSION", "N_CONSTITUENTS", "SIMULATORS", "LABELS", "PAPER_SIMULATOR", "ORDER", "PASSES",
+__all__ = ["data_requests", "TRAINING_VERSION", "N_CONSTITUENTS", "SIMULATORS", "LABELS", "PAPER_SIMULATOR", "ORDER", "PASSES",
            "ROTHEN_METHODS", "ROTHEN_SCORES", "ROTHEN_DELTA_S", "ROTHEN_EIGEN_PP",
            "SimulatorSplits", "simulator_splits", "load_splits", "load_replicas", "jet_distributions", "layer_rows",
            "training_key", "trained_model", "Evaluation", "evaluate", "Sharpness", "sharpness",
@@ -57,6 +57,7 @@ __all__ = ["TRAINING_VERSION", "N_CONSTITUENTS", "SIMULATORS", "LABELS", "PAPER_
 TRAINING_VERSION = 3  # bump when a change to this chapter's training makes its checkpoints wrong
 N_CONSTITUENTS = 40  # Rothen et al., Table VII
 
+CLASSES: tuple[str, ...] = ("hbb", "qcd")  # the generated classes each replica reads
 SIMULATORS: tuple[str, ...] = ("nominal", "alt_shower")  # our "Pythia" and our stand-in for "Herwig"
 LABELS: dict[str, str] = {"nominal": "Pythia", "alt_shower": "alt. shower"}
 PAPER_SIMULATOR: dict[str, str] = {"nominal": "pythia", "alt_shower": "herwig"}  # keys of the ROTHEN_* tables
@@ -165,12 +166,20 @@ def simulator_splits(sample: JetSample, simulators: Sequence[str] = SIMULATORS,
                            {k: dict(v.n_per_class) for k, v in sets.items()}, key)
 
 
+def data_requests(cfg: Any) -> list[Any]:
+    """The generated files :func:`load_replicas` reads with the chapter's configuration ``cfg``: H->bb and QCD at
+    every training seed ``cfg.seed .. cfg.seed + cfg.seeds - 1`` (for ``make data``,
+    :func:`hepnb.data.generators.plan`)."""
+    from hepnb.data.generators import requests
+
+    return requests("resim", CLASSES, cfg.n_events, [cfg.seed + k for k in range(cfg.seeds)], "adversarial")
+
 def load_splits(n_events: int, seed: int = 0, batch_size: int = 128, workers: int = 1,
                 simulators: Sequence[str] = SIMULATORS) -> tuple[JetSample, SimulatorSplits]:
     """``(jets, splits)``: ``n_events`` H->bb and QCD hard events from the generation cache (generated first if
     missing, chapter ``book/data/resimulation.ipynb``), split by :func:`simulator_splits` with the files' names in
     the checkpoint key."""
-    classes = ("hbb", "qcd")
+    classes = CLASSES
     jets = load_classes(classes, n_events, seed=seed, workers=workers)
     sources = [cache_path(c, seed).name for c in classes]
     return jets, simulator_splits(jets, simulators, batch_size=batch_size, seed=seed, sources=sources)

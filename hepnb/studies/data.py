@@ -31,7 +31,7 @@ from hepnb.generate.catalogue import VARIATIONS
 from hepnb.physics import kinematics
 from hepnb.physics.observables import iqr, ks_distance, ks_noise_level, observables, peak_width, shift_table
 
-__all__ = ["CLASSES", "OBSERVABLE_BINS", "SHIFT_OBSERVABLES", "PUBLIC_ROWS", "run_summary", "variation_rows", "both",
+__all__ = ["data_requests", "CLASSES", "OBSERVABLE_BINS", "SHIFT_OBSERVABLES", "PUBLIC_ROWS", "run_summary", "variation_rows", "both",
            "selection_rows", "load_samples", "cache_rows", "qcd_partons", "typical_row", "jet_title",
            "observables_by_variation", "shift_rows", "feature_values", "claims", "public_summary"]
 
@@ -79,6 +79,13 @@ def selection_rows(selection: Any = None) -> list[dict[str, str]]:
     ]
     return [{"setting": setting, "Harris et al.": paper, "here": here} for setting, paper, here in rows]
 
+
+def data_requests(cfg: Any) -> list[Any]:
+    """The generated files :func:`load_samples` reads with the chapter's configuration ``cfg`` (for ``make data``,
+    :func:`hepnb.data.generators.plan`)."""
+    from hepnb.data.generators import requests
+
+    return requests("resim", CLASSES, cfg.n_events, [cfg.seed], "data")
 
 def load_samples(classes: Sequence[str], n_events: int, seed: int = 0, workers: int = 1,
                  folder: str | os.PathLike[str] | None = None, progress: bool = True

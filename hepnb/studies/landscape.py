@@ -41,13 +41,14 @@ from hepnb.training.tasks import BinaryTask
 from hepnb.validation import check_int
 
 __all__ = [
-    "LOSS", "N_CONSTITUENTS", "SMALL", "TAGGER_LR", "TRAINING_VERSION", "AscentPath", "EigenWalk", "ExactCheck",
+    "CLASSES", "LOSS", "data_requests", "N_CONSTITUENTS", "SMALL", "TAGGER_LR", "TRAINING_VERSION", "AscentPath", "EigenWalk", "ExactCheck",
     "Sharpness", "SmallTagger", "TaggerData", "as_landscape_batch", "ascent_paths", "convergence",
     "eigen_walk", "exact_check", "exact_hessian", "reduced_rows", "running_trace", "sharpness", "small_tagger",
     "tagger_auc", "tagger_data", "trained_tagger"
 ]
 
 TRAINING_VERSION = 1  # bump when a change here makes this page's checkpoints wrong (other chapters keep theirs)
+CLASSES: tuple[str, ...] = ("hbb", "qcd")  # the generated classes the page reads (hepnb.data.cache.load_or_generate)
 N_CONSTITUENTS = 40  # the dense tagger's constituents (Rothen et al., Table VII)
 TAGGER_LR = 1e-3  # AdamW learning rate of the jet tagger on this page
 TASK = BinaryTask()
@@ -88,6 +89,14 @@ class TaggerData:
     def sizes(self) -> list[dict[str, Any]]:
         """Rows of jets per split and class, for a table."""
         return [{"split": name, **s.n_per_class, "jets": len(s)} for name, s in self.sets.items()]
+
+
+def data_requests(cfg: Any) -> list[Any]:
+    """The generated files the page reads with its configuration ``cfg``: :data:`CLASSES` at ``cfg.n_events`` (for
+    ``make data``, :func:`hepnb.data.generators.plan`)."""
+    from hepnb.data.generators import requests
+
+    return requests("resim", CLASSES, cfg.n_events, [cfg.seed], "landscape")
 
 
 def tagger_data(samples: Sequence[JetSample], seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15),

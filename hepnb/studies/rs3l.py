@@ -54,7 +54,7 @@ from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import BinaryTask, ContrastiveTask
 from hepnb.validation import check_int
 
-__all__ = ["TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", "EFFICIENCIES", "LR_GRID",
+__all__ = ["data_requests", "TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", "EFFICIENCIES", "LR_GRID",
            "ORIGINS", "CLASSIFIERS", "RS3LData", "load_data", "Settings", "settings", "make_backbone", "Job", "train",
            "scores",
            "lr_scan_jobs", "choose_lr", "lr_rows", "main_jobs", "architecture_rows", "split_rows",
@@ -66,6 +66,7 @@ __all__ = ["TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", 
 
 TRAINING_VERSION = 1  # bump when a change to this chapter's training makes its checkpoints wrong
 KIND = "rs3l"
+CLASSES: tuple[str, ...] = ("qcd", "hbb", "wqq")  # the generated classes the chapter reads, in file order
 SIGNAL = {"h": "hbb", "w": "wqq"}  # the two downstream tasks: H vs QCD (in distribution), W vs QCD (out of it)
 TEST_FRACTION, VAL_FRACTION = 0.4, 0.1
 PRETRAIN_UNITS, FINETUNE_UNITS, POOL_UNITS = 5, 3, 8
@@ -204,6 +205,13 @@ def _split(n: int, seed: int, cls: str, pretrain: bool) -> dict[str, np.ndarray]
     return out
 
 
+def data_requests(cfg: Any) -> list[Any]:
+    """The generated files :func:`load_data` reads with the chapter's configuration ``cfg`` (for ``make data``,
+    :func:`hepnb.data.generators.plan`)."""
+    from hepnb.data.generators import requests
+
+    return requests("resim", CLASSES, cfg.n_events, [cfg.seed], "rs3l")
+
 def load_data(n_events: int, constituents: int, seed: int = 0, workers: int = 1, progress: bool = True,
               sample: JetSample | None = None) -> RS3LData:
     """H->bb, QCD and W jets (``n_events`` hard events each, five showers), features of the hardest
@@ -213,22 +221,22 @@ def load_data(n_events: int, constituents: int, seed: int = 0, workers: int = 1,
     if n_events < 20:
         raise ValueError(f"n_events must be at least 20 per class to split 30/10/60; got {n_events}")
     if sample is None:
-        sample = load_classes(("qcd", "hbb", "wqq"), n_events, seed, workers=workers, progress=progress)
-        source = {"files": [cache_path(c, seed).name for c in ("qcd", "hbb", "wqq")], "n_events": n_events}
+        sample = load_classes(CLASSES, n_events, seed, workers=workers, progress=progress)
+        source = {"files": [cache_path(c, seed).name for c in CLASSES], "n_events": n_events}
     else:
         source = {"files": [str(sample.source)], "n_events": len(sample)}
     if tuple(sample.variations) != VARIATION_NAMES:
         raise ValueError(f"the RS3L chapter needs all five showers {VARIATION_NAMES}; got {sample.variations}")
     x, _, mask = sample_features(sample, max_constituents=constituents)
     rows: dict[str, np.ndarray] = {}
-    for cls in ("qcd", "hbb", "wqq"):
+    for cls in CLASSES:
         members = np.flatnonzero(sample.label == CLASS_NAMES.index(cls))
         if len(members) < 20:
             raise ValueError(f"the sample holds {len(members)} {cls} jets; the chapter needs at least 20 per class")
         for split, idx in _split(len(members), seed, cls, pretrain=cls != "wqq").items():
             rows[f"{split}:{cls}"] = members[np.sort(idx)]
     n2 = np.full(mask.shape[:2], np.nan)
-    test = np.concatenate([rows[f"test:{c}"] for c in ("qcd", "hbb", "wqq")])
+    test = np.concatenate([rows[f"test:{c}"] for c in CLASSES])
     trunc = sample.truncate(constituents)
     for v in range(len(VARIATION_NAMES)):
         n2[test, v] = n2_of(trunc.p4[test, v], trunc.mask[test, v])

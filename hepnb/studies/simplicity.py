@@ -58,7 +58,7 @@ from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import AugmentedTask, BinaryTask, DistillationTask, InvariancePenaltyTask
 from hepnb.validation import check_int
 
-__all__ = ["TRAINING_VERSION", "ANALYSIS_VERSION", "GLOWACKI", "FRACTIONS", "METHODS", "LABELS", "COLOURS",
+__all__ = ["data_requests", "TRAINING_VERSION", "ANALYSIS_VERSION", "GLOWACKI", "FRACTIONS", "METHODS", "LABELS", "COLOURS",
            "SIGMAS", "LAMBDAS", "JetData", "load_data", "make_teacher", "make_student", "Job", "jobs", "make_task",
            "train", "Settings", "settings", "analyse", "Distillation", "distil", "best_seed", "table1_rows",
            "table2_rows", "table3_rows", "curvature_rows", "distillation_rows", "scan_series", "scan_rows", "scan_jobs",
@@ -151,6 +151,14 @@ def n_test(n_jets: int) -> int:
     """Test jets per class out of ``n_jets`` (the out-of-distribution classes are generated at this size)."""
     return n_jets - int(round(FRACTIONS["train"] * n_jets)) - int(round(FRACTIONS["val"] * n_jets))
 
+
+def data_requests(cfg: Any) -> list[Any]:
+    """The generated files :func:`load_data` reads with the chapter's configuration ``cfg``: ``n_jets`` gluon and
+    W jets, :func:`n_test` Z and top jets (for ``make data``, :func:`hepnb.data.generators.plan`)."""
+    from hepnb.data.generators import requests
+
+    return (requests("highpt", TRAIN_CLASSES, cfg.n_jets, [cfg.seed], "simplicity")
+            + requests("highpt", list(OOD_CLASSES.values()), n_test(cfg.n_jets), [cfg.seed], "simplicity"))
 
 def load_data(n_jets: int, seed: int = 0, workers: int = 1, public: bool = False, progress: bool = True
               ) -> JetData:

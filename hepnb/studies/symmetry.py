@@ -48,7 +48,7 @@ from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import BinaryTask
 from hepnb.validation import check_fraction, check_int
 
-__all__ = ["TRAINING_VERSION", "FRACTIONS", "MODELS", "LABELS", "COLOURS", "NABAT", "WEIGHT_PT", "SPEED_LEVEL",
+__all__ = ["data_requests", "TRAINING_VERSION", "FRACTIONS", "MODELS", "LABELS", "COLOURS", "NABAT", "WEIGHT_PT", "SPEED_LEVEL",
            "Replica", "load_replica", "load_replicas", "make_model", "layer_rows", "Job", "Result", "jobs", "train",
            "epoch_monitor", "lr_score", "choose_lr", "lr_rows", "curves", "epochs_to_fraction", "speed_rows",
            "weight_curves", "fraction_rows", "claims_rows", "appendix_a_rows", "pooling_rows", "sigma_series",
@@ -140,6 +140,16 @@ def _split(label: np.ndarray, seed: int) -> dict[str, np.ndarray]:
             out[name].append(part)
     return {k: np.concatenate(v) for k, v in out.items()}
 
+
+def data_requests(cfg: Any) -> list[Any]:
+    """The generated files :func:`load_replicas` reads with the chapter's configuration ``cfg``: both classes at
+    every replica seed ``cfg.seed .. cfg.seed + cfg.ensembles - 1`` (for ``make data``,
+    :func:`hepnb.data.generators.plan`)."""
+    from hepnb.data.generators import requests
+    from hepnb.generate.dimuon import DIMUON_CLASSES
+
+    return requests("dimuon", [c.name for c in DIMUON_CLASSES], cfg.n_events,
+                    [cfg.seed + k for k in range(cfg.ensembles)], "symmetry")
 
 def load_replica(n_events: int, seed: int, sigma: float, workers: int = 1, sample: DimuonSample | None = None
                  ) -> Replica:
