@@ -24,7 +24,7 @@ import pytest
 
 from hepnb.data import dimuon
 from hepnb.data.generators import GENERATORS, Request, generator, merge_requests, plan
-from hepnb.errors import ConfigError, GeneratorError, ShardWarning
+from hepnb.errors import ConfigError, ShardWarning
 from hepnb.generate.shardstore import ShardStore, shard_folder
 
 ROOT = Path(__file__).resolve().parents[1]

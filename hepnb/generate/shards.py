@@ -219,8 +219,9 @@ def generate_class(class_name: str, n_events: int, seed: int = 0, selection: Sel
 
     Shards ``0, 1, 2, ...`` (``n_hard`` hard events each, default :func:`shard_size`) are seeded from
     ``(seed, class, shard)`` and merged in index order by :func:`run_shards`, so the arrays are identical for any
-    ``workers`` or backend (``store``, ``dask``: as in :func:`run_shards`). Returns the arrays (see :func:`hepnb.generate.resim.simulate_shard`) and run statistics (shards
-    used, events showered and seconds per step summed over the used shards, wall time).
+    ``workers`` or backend (``store``, ``dask``: as in :func:`run_shards`). Returns the arrays (see
+    :func:`hepnb.generate.resim.simulate_shard`) and run statistics (shards used, events showered and seconds per
+    step summed over the used shards, wall time, shards generated and reused, the backend).
     """
     cls = jet_class(class_name)
     sel = selection or Selection()

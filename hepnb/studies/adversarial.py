@@ -46,7 +46,8 @@ from hepnb.training.checkpoints import load_or_train
 from hepnb.training.loop import fit, predict
 from hepnb.training.tasks import BinaryTask, move
 
-__all__ = ["data_requests", "TRAINING_VERSION", "N_CONSTITUENTS", "SIMULATORS", "LABELS", "PAPER_SIMULATOR", "ORDER", "PASSES",
+__all__ = ["data_requests", "CLASSES", "TRAINING_VERSION", "N_CONSTITUENTS", "SIMULATORS", "LABELS",
+           "PAPER_SIMULATOR", "ORDER", "PASSES",
            "ROTHEN_METHODS", "ROTHEN_SCORES", "ROTHEN_DELTA_S", "ROTHEN_EIGEN_PP",
            "SimulatorSplits", "simulator_splits", "load_splits", "load_replicas", "jet_distributions", "layer_rows",
            "training_key", "trained_model", "Evaluation", "evaluate", "Sharpness", "sharpness",

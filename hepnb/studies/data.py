@@ -4,7 +4,8 @@ alternative shower compares with what Rothen et al. and Harris et al. report for
 :func:`load_samples` generates (or reads from the cache) each class and says which it did; :func:`cache_rows`
 summarises the cache files; :func:`observables_by_variation` and :func:`shift_rows` measure the domain shift per
 class and variation; :func:`claims` tests the papers' statements about the showers on our jets (paired bootstrap,
-:func:`hepnb.evaluation.stats.verdict`); :func:`public_summary` describes the public RS3L files a reader may have.
+:func:`hepnb.evaluation.stats.verdict`); :func:`public_summary` describes the public RS3L files a reader may have;
+:func:`resume_demo` interrupts, damages and resumes a generation to show that its bytes never change.
 The papers' own values (selection, claims) live here, next to the code that compares them.
 """
 
@@ -31,9 +32,11 @@ from hepnb.generate.catalogue import VARIATIONS
 from hepnb.physics import kinematics
 from hepnb.physics.observables import iqr, ks_distance, ks_noise_level, observables, peak_width, shift_table
 
-__all__ = ["data_requests", "CLASSES", "OBSERVABLE_BINS", "SHIFT_OBSERVABLES", "PUBLIC_ROWS", "run_summary", "variation_rows", "both",
+__all__ = ["data_requests", "CLASSES", "OBSERVABLE_BINS", "SHIFT_OBSERVABLES", "PUBLIC_ROWS", "run_summary",
+           "variation_rows", "both",
            "selection_rows", "load_samples", "cache_rows", "qcd_partons", "typical_row", "jet_title",
-           "observables_by_variation", "shift_rows", "feature_values", "claims", "public_summary"]
+           "observables_by_variation", "shift_rows", "feature_values", "claims", "public_summary", "resume_demo",
+           "plan_rows"]
 
 CLASSES: tuple[str, ...] = ("hbb", "qcd", "wqq")  # the generated classes, in the chapter's order
 # Histogram edges of each observable's figure.
@@ -260,3 +263,71 @@ def public_summary(max_rows: int = PUBLIC_ROWS, folder: str | os.PathLike[str] |
                      "mean constituents nominal": round(float(public.n_constituents[rows_of, nominal].mean()), 1),
                      "mean constituents Herwig 7": round(float(public.n_constituents[rows_of, herwig].mean()), 1)})
     return Table(rows, title=f"public RS3L file {files[0].name}: first {len(public):,} rows of {len(files)} file(s)")
+
+
+def resume_demo(n_events: int = 6000, seed: int = 0, workers: int = 2, dask: bool = True) -> list[dict[str, Any]]:
+    """Generate one dimuon file (the cheapest generator; every generator runs the same shard machinery) in a
+    temporary folder five ways, one table row each: in one go with its shards kept; after losing the merged file and
+    the last half of its shards (an interrupted run); after truncating one shard file (regenerated with a
+    :class:`~hepnb.errors.ShardWarning`); in one process; on a local Dask cluster of ``workers`` (if ``dask``).
+    Each row gives the shards generated, reused and rejected, the seconds and the file's SHA-256, which must be the
+    same in every row (section "Generating at scale")."""
+    import hashlib
+    import tempfile
+    import warnings
+
+    from hepnb.data import dimuon
+    from hepnb.errors import ShardWarning
+    from hepnb.generate.shards import shard_size
+    from hepnb.generate.shardstore import ShardStore
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hepnb-resume-") as tmp:
+        path = Path(tmp) / "z.h5"
+        store = ShardStore.for_file(path, dimuon.generation_record("z", seed))
+
+        def run(what: str, **kw: Any) -> None:
+            start = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ShardWarning)
+                info = dimuon.generate_file(path, "z", n_events, seed=seed, progress=False, **kw)
+            rejected = [w for w in caught if issubclass(w.category, ShardWarning)]
+            rows.append({"run": what, "backend": info["backend"], "shards generated": info["generated"],
+                         "reused": info["reused"], "rejected": len(rejected),
+                         "seconds": round(time.perf_counter() - start, 2),
+                         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]})
+
+        run("first run, shards kept", workers=workers, keep_shards=True)
+        finished = list(store.finished().values())
+        for f in finished[len(finished) // 2:]:
+            f.unlink()
+        path.unlink()
+        run("interrupted: merged file and last shards lost", workers=workers, keep_shards=True)
+        first = store.path(0, dimuon.SHARD_FACTOR * shard_size(0))
+        first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+        path.unlink()
+        run("shard 0 truncated", workers=workers, keep_shards=True)
+        store.finish()
+        path.unlink()
+        run("from scratch, one process", workers=1)
+        if dask:
+            path.unlink()
+            run(f"from scratch, Dask ({workers} workers)", workers=workers, dask="local")
+    return rows
+
+
+def plan_rows(scale: str = "paper") -> list[dict[str, Any]]:
+    """What the chapters read at ``scale``, per generator: files, rows in all, the chapters, and how much of it this
+    machine's cache already holds (:func:`hepnb.data.generators.plan`, what ``make data`` generates)."""
+    from hepnb.data.generators import generator, plan
+
+    rows: dict[str, dict[str, Any]] = {}
+    for r in plan(scale):
+        gen = generator(r.generator)
+        row = rows.setdefault(r.generator, {"generator": r.generator, "rows are": gen.unit, "files": 0, "rows": 0,
+                                            "cached here": 0, "chapters": []})
+        row["files"] += 1
+        row["rows"] += r.n
+        row["cached here"] += min(r.n, gen.cached(r.path()))
+        row["chapters"] += [c for c in r.chapters if c not in row["chapters"]]
+    return [{**row, "chapters": ", ".join(row["chapters"])} for row in rows.values()]

@@ -41,7 +41,8 @@ from hepnb.training.tasks import BinaryTask
 from hepnb.validation import check_int
 
 __all__ = [
-    "CLASSES", "LOSS", "data_requests", "N_CONSTITUENTS", "SMALL", "TAGGER_LR", "TRAINING_VERSION", "AscentPath", "EigenWalk", "ExactCheck",
+    "CLASSES", "LOSS", "data_requests", "N_CONSTITUENTS", "SMALL", "TAGGER_LR", "TRAINING_VERSION", "AscentPath",
+    "EigenWalk", "ExactCheck",
     "Sharpness", "SmallTagger", "TaggerData", "as_landscape_batch", "ascent_paths", "convergence",
     "eigen_walk", "exact_check", "exact_hessian", "reduced_rows", "running_trace", "sharpness", "small_tagger",
     "tagger_auc", "tagger_data", "trained_tagger"

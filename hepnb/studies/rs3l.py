@@ -54,7 +54,8 @@ from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import BinaryTask, ContrastiveTask
 from hepnb.validation import check_int
 
-__all__ = ["data_requests", "TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", "EFFICIENCIES", "LR_GRID",
+__all__ = ["data_requests", "CLASSES",
+           "TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", "EFFICIENCIES", "LR_GRID",
            "ORIGINS", "CLASSIFIERS", "RS3LData", "load_data", "Settings", "settings", "make_backbone", "Job", "train",
            "scores",
            "lr_scan_jobs", "choose_lr", "lr_rows", "main_jobs", "architecture_rows", "split_rows",

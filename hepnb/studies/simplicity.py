@@ -58,7 +58,8 @@ from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import AugmentedTask, BinaryTask, DistillationTask, InvariancePenaltyTask
 from hepnb.validation import check_int
 
-__all__ = ["data_requests", "TRAINING_VERSION", "ANALYSIS_VERSION", "GLOWACKI", "FRACTIONS", "METHODS", "LABELS", "COLOURS",
+__all__ = ["data_requests",
+           "TRAINING_VERSION", "ANALYSIS_VERSION", "GLOWACKI", "FRACTIONS", "METHODS", "LABELS", "COLOURS",
            "SIGMAS", "LAMBDAS", "JetData", "load_data", "make_teacher", "make_student", "Job", "jobs", "make_task",
            "train", "Settings", "settings", "analyse", "Distillation", "distil", "best_seed", "table1_rows",
            "table2_rows", "table3_rows", "curvature_rows", "distillation_rows", "scan_series", "scan_rows", "scan_jobs",

@@ -48,7 +48,8 @@ from hepnb.training.parallel import run_jobs
 from hepnb.training.tasks import BinaryTask
 from hepnb.validation import check_fraction, check_int
 
-__all__ = ["data_requests", "TRAINING_VERSION", "FRACTIONS", "MODELS", "LABELS", "COLOURS", "NABAT", "WEIGHT_PT", "SPEED_LEVEL",
+__all__ = ["data_requests",
+           "TRAINING_VERSION", "FRACTIONS", "MODELS", "LABELS", "COLOURS", "NABAT", "WEIGHT_PT", "SPEED_LEVEL",
            "Replica", "load_replica", "load_replicas", "make_model", "layer_rows", "Job", "Result", "jobs", "train",
            "epoch_monitor", "lr_score", "choose_lr", "lr_rows", "curves", "epochs_to_fraction", "speed_rows",
            "weight_curves", "fraction_rows", "claims_rows", "appendix_a_rows", "pooling_rows", "sigma_series",
