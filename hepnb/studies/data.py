@@ -278,6 +278,7 @@ def resume_demo(n_events: int = 6000, seed: int = 0, workers: int = 2, dask: boo
 
     from hepnb.data import dimuon
     from hepnb.errors import ShardWarning
+    from hepnb.generate.dimuon import SHARD_FACTOR
     from hepnb.generate.shards import shard_size
     from hepnb.generate.shardstore import ShardStore
 
@@ -303,7 +304,7 @@ def resume_demo(n_events: int = 6000, seed: int = 0, workers: int = 2, dask: boo
             f.unlink()
         path.unlink()
         run("interrupted: merged file and last shards lost", workers=workers, keep_shards=True)
-        first = store.path(0, dimuon.SHARD_FACTOR * shard_size(0))
+        first = store.path(0, SHARD_FACTOR * shard_size(0))
         first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
         path.unlink()
         run("shard 0 truncated", workers=workers, keep_shards=True)
