@@ -331,4 +331,5 @@ def plan_rows(scale: str = "paper") -> list[dict[str, Any]]:
         row["rows"] += r.n
         row["cached here"] += min(r.n, gen.cached(r.path()))
         row["chapters"] += [c for c in r.chapters if c not in row["chapters"]]
-    return [{**row, "chapters": ", ".join(row["chapters"])} for row in rows.values()]
+    return [{**row, "rows": f"{row['rows']:,}", "cached here": f"{row['cached here']:,}",
+             "chapters": ", ".join(row["chapters"])} for row in rows.values()]
