@@ -120,6 +120,12 @@ def _backend(args: argparse.Namespace) -> Iterator[tuple[int, Any]]:
     if args.dask is None:
         yield args.workers or os.cpu_count() or 1, None
         return
+    import logging
+
+    import distributed  # noqa: F401  (configures its loggers on import: quieten them after that)
+
+    # a lost scheduler is reported in one line (GeneratorError); distributed's reconnection tracebacks would bury it
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     timeout = DASK_TIMEOUT if args.dask_timeout is None else args.dask_timeout
     workers = args.workers or os.cpu_count() or 1
     with dask_client(args.dask, workers, timeout) as (client, name):

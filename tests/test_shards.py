@@ -248,6 +248,46 @@ def test_unreachable_scheduler_fails_fast_naming_it_and_keeps_finished_shards(tm
     assert [p.name for p in shard_files(store.folder)] == ["shard-00000-n2000.npz"]
 
 
+def test_lost_scheduler_fails_in_one_line_and_a_pool_resumes_from_its_shards(tmp_path):
+    """A real scheduler and two workers on loopback; the scheduler is killed mid-generation: the command fails with
+    one line instead of hanging, keeps the finished shards, and a rerun on a process pool completes the file with
+    the bytes of an uninterrupted run."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    port = address.rsplit(":", 1)[1]
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", port,
+                                  "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--nworkers",
+                                   "2", "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = ["generate", "dimuon", "--class", "z", "--events", "60000", "--seed", "17", "--quiet"]
+        env = {**os.environ, "HEPNB_DATA": str(tmp_path)}
+        run = subprocess.Popen([sys.executable, "-m", "hepnb", *args, "--dask", address, "--dask-timeout", "20"],
+                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        folder = shard_folder(dimuon.cache_path("z", 17, folder=tmp_path / "dimuon"))
+        deadline = time.monotonic() + 120
+        while len(shard_files(folder)) < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        scheduler.kill()
+        _, stderr = run.communicate(timeout=90)
+    finally:
+        for p in (scheduler, worker):
+            if p is not None:
+                p.kill()
+                p.wait()
+    assert run.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "lost the Dask scheduler" in lines[0], stderr
+    kept = len(shard_files(folder))
+    assert kept >= 2
+    rerun = cli(*args, "--workers", "2", data_dir=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{kept} reused" in rerun.stdout
+    reference = tmp_path / "reference.h5"
+    dimuon.generate_file(reference, "z", 60000, seed=17, progress=False)
+    assert sha256(dimuon.cache_path("z", 17, folder=tmp_path / "dimuon")) == sha256(reference)
+
+
 def test_cli_generates_then_finds_the_file_cached(tmp_path):
     first = cli("generate", "dimuon", "--class", "gamma", "--events", "1500", "--seed", "2", "--workers", "2",
                 "--quiet", data_dir=tmp_path)

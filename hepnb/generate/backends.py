@@ -15,6 +15,7 @@ a :class:`~hepnb.errors.GeneratorError` naming the address.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import contextlib
 import logging
@@ -33,8 +34,8 @@ _NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> wha
 
 
 class Backend:
-    """Runs shard jobs: ``submit`` returns a future (``result()``, ``cancel()``); ``wait`` blocks until at least one
-    of the given futures is done and returns the done ones; ``slots()`` is the number of shards to keep in flight;
+    """Runs shard jobs: ``submit`` returns a future (``cancel()``); ``wait`` blocks until at least one of the given
+    futures is done and returns the done ones; ``result`` is a done future's shard; ``slots()`` is the number of shards to keep in flight;
     ``name`` says what it is (for run information); ``stop()`` cancels unfinished work."""
 
     name = "this process"
@@ -45,6 +46,10 @@ class Backend:
     def wait(self, futures: Iterable[Any]) -> set[Any]:
         done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
         return set(done)
+
+    def result(self, future: Any) -> Any:
+        """The shard a finished future holds (an error raised by the shard job is raised here)."""
+        return future.result()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         future: cf.Future = cf.Future()
@@ -90,8 +95,22 @@ class _Dask(Backend):
         return self.client.submit(fn, *args, pure=False)
 
     def wait(self, futures: Iterable[Any]) -> set[Any]:
-        done, _ = _distributed().wait(list(futures), return_when="FIRST_COMPLETED")
+        try:
+            done, _ = _distributed().wait(list(futures), return_when="FIRST_COMPLETED")
+        except (cf.CancelledError, asyncio.CancelledError, OSError) as err:
+            raise self._lost(err) from err
         return set(done)
+
+    def result(self, future: Any) -> Any:
+        try:
+            return future.result()
+        except (cf.CancelledError, asyncio.CancelledError) as err:  # not the shard's own error: the cluster's
+            raise self._lost(err) from err
+
+    def _lost(self, err: BaseException) -> GeneratorError:
+        reason = " ".join(str(err).split())[:200]
+        return GeneratorError(f"{self.name}: lost the Dask scheduler or its workers ({type(err).__name__}: {reason});"
+                              " the finished shards are kept: run the same command again to resume")
 
     def stop(self, futures: Any = ()) -> None:
         futures = [f for f in futures if not f.done()]

@@ -185,7 +185,7 @@ def _run(job: ShardJob, backend: Backend, size: Callable[[int], int], prefix: _P
                 return  # done, or MAX_SHARDS spent: the caller reports it
             for future in sorted(backend.wait(running), key=running.__getitem__):
                 shard = running.pop(future)
-                result = future.result()
+                result = backend.result(future)
                 if store is not None:
                     store.save(shard, size(shard), result)
                 run.generated.append(shard)
