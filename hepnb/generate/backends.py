@@ -35,8 +35,8 @@ _NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> wha
 
 class Backend:
     """Runs shard jobs: ``submit`` returns a future (``cancel()``); ``wait`` blocks until at least one of the given
-    futures is done and returns the done ones; ``result`` is a done future's shard; ``slots()`` is the number of shards to keep in flight;
-    ``name`` says what it is (for run information); ``stop()`` cancels unfinished work."""
+    futures is done and returns the done ones; ``result`` is a done future's shard; ``slots()`` is the number of
+    shards to keep in flight; ``name`` says what it is (for run information); ``stop()`` cancels unfinished work."""
 
     name = "this process"
 
