@@ -24,7 +24,7 @@ import pytest
 
 from hepnb.data import dimuon
 from hepnb.data.generators import GENERATORS, Request, generator, merge_requests, plan
-from hepnb.errors import ConfigError, ShardWarning
+from hepnb.errors import ConfigError, GeneratorError, ShardWarning
 from hepnb.generate.shardstore import ShardStore, shard_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,6 +155,17 @@ def test_this_process_a_pool_and_local_dask_give_the_same_bytes(tmp_path):
         assert info["generated"] >= 2
     assert info["backend"] == "dask local cluster (2 workers)"
     assert made["serial"] == made["pool"] == made["dask"]
+
+
+def test_a_worker_with_other_versions_or_code_refuses_to_run_a_shard():
+    from hepnb.generate.backends import checked, fingerprint
+
+    mine = fingerprint()
+    assert dict(mine)["pythia8mc"] == "8.317.2" and len(dict(mine)["hepnb code"]) == 16
+    assert checked(mine, lambda a, b: a + b, 2, 3) == 5
+    other = tuple((k, "0.0" if k == "pythia8mc" else v) for k, v in mine)
+    with pytest.raises(GeneratorError, match=r"differs from the client: pythia8mc '8.317.2' \(client: '0.0'\)"):
+        checked(other, lambda: None)
 
 
 def test_resim_on_dask_gives_the_bytes_of_one_process(tmp_path):

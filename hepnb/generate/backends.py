@@ -10,7 +10,8 @@ backend never changes the bytes of a sample, only how fast it is made.
 here and closed afterwards), a scheduler address such as ``"tcp://head-node:8786"`` (any cluster a user runs, e.g.
 started by ``dask-jobqueue`` on SLURM or HTCondor; its workers must have hepnb installed), or a
 ``distributed.Client`` (used as it is, never closed). An unreachable scheduler fails within ``timeout`` seconds with
-a :class:`~hepnb.errors.GeneratorError` naming the address.
+a :class:`~hepnb.errors.GeneratorError` naming the address. Every shard on Dask first checks that its worker has the
+client's package versions and hepnb code (:func:`checked`), since a worker that differs would make other bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextlib
+import functools
 import logging
 import multiprocessing
 import weakref
@@ -27,7 +29,7 @@ from typing import Any
 from hepnb.errors import GeneratorError
 from hepnb.validation import check_int, check_positive
 
-__all__ = ["Backend", "open_backend", "dask_client", "DASK_TIMEOUT"]
+__all__ = ["Backend", "open_backend", "dask_client", "DASK_TIMEOUT", "fingerprint", "checked"]
 
 DASK_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
 _NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> what dask_client made it for
@@ -84,6 +86,40 @@ class _Pool(Backend):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+FINGERPRINT_PACKAGES = ("pythia8mc", "fastjet", "awkward", "numpy")
+
+
+@functools.lru_cache(maxsize=1)
+def fingerprint() -> tuple[tuple[str, str], ...]:
+    """What decides a shard's bytes besides its arguments, on this machine: the versions of
+    :data:`FINGERPRINT_PACKAGES`, and a SHA-256 of hepnb's generation and physics code (``hepnb/generate``,
+    ``hepnb/physics``). A Dask worker compares it with the client's before it runs a shard."""
+    import hashlib
+    from pathlib import Path
+
+    from hepnb.environment import version
+
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("generate", "physics"):
+        for path in sorted((root / folder).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return (*((p, version(p)) for p in FINGERPRINT_PACKAGES), ("hepnb code", digest.hexdigest()[:16]))
+
+
+def checked(expected: tuple[tuple[str, str], ...], fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a Dask worker, after checking that the worker's :func:`fingerprint` is the client's
+    ``expected``: a worker with other versions or other hepnb code would make other bytes, silently."""
+    found = dict(fingerprint())
+    wrong = [f"{k} {found.get(k)!r} (client: {v!r})" for k, v in expected if found.get(k) != v]
+    if wrong:
+        import socket
+
+        raise GeneratorError(f"Dask worker on {socket.gethostname()} differs from the client: {'; '.join(wrong)}; "
+                             "install the same hepnb checkout and packages on every worker")
+    return fn(*args)
+
+
 class _Dask(Backend):
     def __init__(self, client: Any, name: str):
         self.client, self.name = client, name
@@ -92,7 +128,7 @@ class _Dask(Backend):
         return max(1, sum(self.client.nthreads().values()))  # follows an adaptive cluster as it scales
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False)
+        return self.client.submit(checked, fingerprint(), fn, *args, pure=False)
 
     def wait(self, futures: Iterable[Any]) -> set[Any]:
         try:
