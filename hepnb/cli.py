@@ -165,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             info = gen.generate(path, r.class_name, r.n, seed=r.seed, workers=workers, dask=dask,
                                 keep_shards=args.keep_shards, progress=not args.quiet)
-            _say(f"{r.generator} {r.class_name}: wrote {path} ({r.n:,d} {gen.unit}; {info['shards']} shards: "
+            shards = f"{info['shards']} shard{'s' if info['shards'] != 1 else ''}"
+            _say(f"{r.generator} {r.class_name}: wrote {path} ({r.n:,d} {gen.unit}; {shards}: "
                  f"{info['generated']} generated, {info['reused']} reused; {time.perf_counter() - start:.1f} s on "
                  f"{info['backend']})")
     return 0
@@ -176,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
+    except BrokenPipeError:  # the output was piped into a reader that stopped (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("hepnb: interrupted; finished shards are kept: run the same command again to resume",
               file=sys.stderr, flush=True)
