@@ -119,6 +119,41 @@ def test_store_checks_its_inputs(tmp_path):
     assert shard_folder(tmp_path / "dimuon-z-seed0-0123.h5") == tmp_path / "dimuon-z-seed0-0123.shards"
 
 
+def wide_shard(shard, n):
+    """A synthetic shard job: ``n`` rows of 250 float32 (1 kB a row)."""
+    rng = np.random.default_rng(shard)
+    return {"x": rng.standard_normal(size=(n, 250), dtype=np.float32),
+            "event_id": np.arange(n, dtype=np.int64) + (shard << 20), "stats": {"tried": n}}
+
+
+def test_store_backed_run_and_merge_hold_one_shard_and_one_column(tmp_path):
+    """With a store, the run keeps only row ids of finished shards, and the merge fills one array per key from the
+    files: peak memory stays near one column, where merging in memory needs every shard plus their concatenation."""
+    import tracemalloc
+
+    from hepnb.generate.shards import merge, run_shards
+
+    n_rows, per_shard = 19_000, 1_000  # 20 shards, 20 MB of x in all
+    total = 20 * per_shard * 250 * 4
+    tracemalloc.start()
+    try:
+        run = run_shards(wide_shard, n_rows, n_hard=per_shard, progress=False, store=ShardStore(tmp_path, HASH))
+        _, run_peak = tracemalloc.get_traced_memory()
+        merged = merge(run, n_rows)
+        assert len(merged["x"]) == n_rows and "stats" not in merged
+        tracemalloc.reset_peak()
+        x = np.asarray(merged["x"])
+        _, merge_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(run) == 19 and all(set(s) == {"event_id", "stats"} for s in run)
+    assert run_peak < 0.5 * total, run_peak
+    assert merge_peak < 1.3 * total, merge_peak
+    eager = merge([wide_shard(k, per_shard) for k in range(19)], n_rows)
+    assert x.dtype == eager["x"].dtype and np.array_equal(x, eager["x"])
+    assert np.array_equal(np.asarray(merged["event_id"]), eager["event_id"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # generation through the store: resumed, rejected, identical bytes
 

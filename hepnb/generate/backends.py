@@ -125,7 +125,10 @@ class _Dask(Backend):
         self.client, self.name = client, name
 
     def slots(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))  # follows an adaptive cluster as it scales
+        try:
+            return max(1, sum(self.client.nthreads().values()))  # follows an adaptive cluster as it scales
+        except (cf.CancelledError, asyncio.CancelledError, OSError, TimeoutError) as err:
+            raise self._lost(err) from err
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.client.submit(checked, fingerprint(), fn, *args, pure=False)
@@ -133,7 +136,7 @@ class _Dask(Backend):
     def wait(self, futures: Iterable[Any]) -> set[Any]:
         try:
             done, _ = _distributed().wait(list(futures), return_when="FIRST_COMPLETED")
-        except (cf.CancelledError, asyncio.CancelledError, OSError) as err:
+        except (cf.CancelledError, asyncio.CancelledError, OSError, TimeoutError) as err:
             raise self._lost(err) from err
         return set(done)
 
@@ -151,7 +154,8 @@ class _Dask(Backend):
     def stop(self, futures: Any = ()) -> None:
         futures = [f for f in futures if not f.done()]
         if futures:
-            self.client.cancel(futures)
+            with contextlib.suppress(Exception):  # the scheduler may be gone already: nothing left to cancel
+                self.client.cancel(futures)
 
 
 def _distributed() -> Any:

@@ -57,8 +57,13 @@ def _sizes(n_hard: int | None, factor: int) -> Callable[[int], int]:
     return lambda k: factor * shard_size(k)
 
 
-def merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, np.ndarray]:
-    """Concatenate the shards' arrays (every key but ``stats``) in the given order; keep the first ``n_events``."""
+def merge(shards: Sequence[dict[str, Any]], n_events: int) -> dict[str, Any]:
+    """Concatenate the shards' arrays (every key but ``stats``) in the given order; keep the first ``n_events``.
+
+    The shards of a :class:`ShardRun` with a store are on disk, not in memory: their merge is one
+    :class:`~hepnb.generate.shardstore.ShardColumn` per key, read when it is written (same values, same bytes)."""
+    if isinstance(shards, ShardRun) and shards.store is not None:
+        return {k: shards.store.column(shards.sizes, k, n_events) for k in shards.keys}
     keys = [k for k in shards[0] if k != "stats"]
     return {k: np.concatenate([s[k] for s in shards])[:n_events] for k in keys}
 
@@ -88,10 +93,14 @@ class _Prefix:
     def __init__(self, n_events: int, bar: Any):
         self.n_events, self.bar = n_events, bar
         self.results: dict[int, dict[str, Any]] = {}
+        self.keys: list[str] = []  # the array names of a shard (every key but "stats")
         self.have = self.length = 0
 
-    def add(self, shard: int, result: dict[str, Any]) -> None:
+    def add(self, shard: int, result: dict[str, Any], full: dict[str, Any]) -> None:
+        """Shard ``shard`` finished: ``result`` is what is kept of it (all of it, or ``event_id`` and ``stats`` when
+        its arrays are in a store), ``full`` the whole shard (for its array names)."""
         self.results[shard] = result
+        self.keys = self.keys or [k for k in full if k != "stats"]
         total, k = 0, 0
         while k in self.results and total < self.n_events:
             total += len(self.results[k]["event_id"])
@@ -109,11 +118,22 @@ class _Prefix:
 
 class ShardRun(list):
     """The shards used (a list, in index order) with what the run did: ``generated`` and ``reused`` (read back from
-    a :class:`~hepnb.generate.shardstore.ShardStore`) list shard indices, ``backend`` names where they ran."""
+    a :class:`~hepnb.generate.shardstore.ShardStore`) list shard indices, ``backend`` names where they ran. With a
+    ``store``, the listed shards keep only ``event_id`` and ``stats`` in memory (their arrays are in the store's
+    files: ``sizes`` gives each used shard's ``(index, size)``, ``keys`` their array names), and :func:`merge` reads
+    them from there."""
 
     generated: list[int]
     reused: list[int]
     backend: str
+    store: ShardStore | None = None
+    sizes: list[tuple[int, int]]
+    keys: list[str]
+
+
+def _light(result: dict[str, Any]) -> dict[str, Any]:
+    """What the run keeps in memory of a shard that is saved in a store: its row ids and statistics."""
+    return {"event_id": result["event_id"], "stats": result["stats"]}
 
 
 def run_shards(job: ShardJob, n_events: int, workers: int = 1, n_hard: int | None = None, desc: str = "events",
@@ -146,6 +166,7 @@ def run_shards(job: ShardJob, n_events: int, workers: int = 1, n_hard: int | Non
     if not prefix.done:
         raise GeneratorError(f"{desc}: {MAX_SHARDS} shards gave only {prefix.have} events")
     run.extend(prefix.used())
+    run.store, run.sizes, run.keys = store, [(k, size(k)) for k in range(len(run))], prefix.keys
     return run
 
 
@@ -173,7 +194,7 @@ def _run(job: ShardJob, backend: Backend, size: Callable[[int], int], prefix: _P
                 finished = store.load(next_shard, size(next_shard)) if store is not None else None
                 if finished is not None:
                     run.reused.append(next_shard)
-                    prefix.add(next_shard, finished)
+                    prefix.add(next_shard, _light(finished), finished)
                     next_shard += 1
                     note()
                     continue
@@ -186,10 +207,12 @@ def _run(job: ShardJob, backend: Backend, size: Callable[[int], int], prefix: _P
             for future in sorted(backend.wait(running), key=running.__getitem__):
                 shard = running.pop(future)
                 result = backend.result(future)
+                run.generated.append(shard)
                 if store is not None:
                     store.save(shard, size(shard), result)
-                run.generated.append(shard)
-                prefix.add(shard, result)
+                    prefix.add(shard, _light(result), result)
+                else:
+                    prefix.add(shard, result, result)
                 note()
     finally:
         backend.stop(running)
