@@ -162,7 +162,7 @@ def main():
     parser.add_argument("--skip-estimate", action="store_true")
     args = parser.parse_args()
     resim_job = functools.partial(_resim, sel=gen_resim.Selection())
-    ratios = [overhead("resim hbb (8 shards of 150 hard events)", resim_job, 8 * 150 // 2, args.workers,
+    ratios = [overhead("resim hbb (shards of 150 hard events)", resim_job, 600, args.workers,
                        args.repeats, n_hard=150)]
     dimuon_job = functools.partial(gen_dimuon.simulate_shard, "z", 5, gen_dimuon.Acceptance())
     ratios.append(overhead("dimuon z (production shards, 0.4-7 s each)", dimuon_job, 60_000, args.workers,
