@@ -250,6 +250,33 @@ def test_killed_generation_resumes_without_regenerating_finished_shards(tmp_path
     print(f"resume: {len(before)} shards reused, {generated} generated, rerun {seconds:.1f} s")
 
 
+def test_two_processes_making_the_same_file_share_its_shards(tmp_path):
+    """Two commands generating one file at once both succeed, neither deletes shards the other still merges, the
+    file has the bytes of a single run, and the last one to finish removes the shard folder."""
+    args = [sys.executable, "-m", "hepnb", "generate", "dimuon", "--class", "gamma", "--events", "20000", "--seed",
+            "19", "--workers", "1", "--quiet"]
+    env = {**os.environ, "HEPNB_DATA": str(tmp_path)}
+    runs = [subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    path = dimuon.cache_path("gamma", 19, folder=tmp_path / "dimuon")
+    reference = tmp_path / "reference.h5"
+    dimuon.generate_file(reference, "gamma", 20000, seed=19, progress=False)
+    assert sha256(path) == sha256(reference)
+    assert not shard_folder(path).exists()
+
+
+def test_finish_leaves_the_folder_to_another_holder(tmp_path):
+    a, b = ShardStore(tmp_path / "s.shards", HASH), ShardStore(tmp_path / "s.shards", HASH)
+    with a.use(), b.use():
+        a.save(0, 10, fake_shard(0))
+        a.finish()
+        assert a.path(0, 10).exists()  # b still holds the folder
+        b.finish()
+    assert not (tmp_path / "s.shards").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the command line
 

@@ -78,24 +78,25 @@ def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, 
     sel = selection or resim.Selection()
     record = generation_record(class_name, seed, sel)
     store = ShardStore.for_file(path, record)
-    arrays, info = shards.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
-                                         progress=progress, store=store, dask=dask)
-    arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
-    attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
-             "class_description": jet_class(class_name).description, "n_events": int(len(arrays["event_id"])),
-             "variations": [v.name for v in VARIATIONS],
-             "variation_descriptions": [v.description for v in VARIATIONS],
-             "cand_fields": list(resim.CAND_FIELDS), "cand_units": list(resim.CAND_UNITS),
-             "jet_fields": ["px", "py", "pz", "E"], "jet_units": "GeV",
-             "shards_used": info["shards"],
-             "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
-                             for step in ("hard", *(v.name for v in VARIATIONS))},
-             "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
-    attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
-                 jet_feature_names=list(JET_FEATURE_NAMES),
-                 jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
-    write_resim(path, arrays, attrs)
-    store.finish(keep_shards)
+    with store.use():  # shared with any other process making this file
+        arrays, info = shards.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
+                                             progress=progress, store=store, dask=dask)
+        arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
+        attrs = {**record, "settings_hash": settings_hash(record), "hepnb_version": _version("hepnb"),
+                 "class_description": jet_class(class_name).description, "n_events": int(len(arrays["event_id"])),
+                 "variations": [v.name for v in VARIATIONS],
+                 "variation_descriptions": [v.description for v in VARIATIONS],
+                 "cand_fields": list(resim.CAND_FIELDS), "cand_units": list(resim.CAND_UNITS),
+                 "jet_fields": ["px", "py", "pz", "E"], "jet_units": "GeV",
+                 "shards_used": info["shards"],
+                 "shard_seeds": {step: [derive_seed(seed, class_name, k, step) for k in range(info["shards"])]
+                                 for step in ("hard", *(v.name for v in VARIATIONS))},
+                 "hard_tried": info["hard_tried"], "showered": info["showered"], "passed": info["passed"]}
+        attrs.update(feature_names=list(FEATURE_NAMES), feature_units=[FEATURE_UNITS[k] for k in FEATURE_NAMES],
+                     jet_feature_names=list(JET_FEATURE_NAMES),
+                     jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
+        write_resim(path, arrays, attrs)
+        store.finish(keep_shards)
     return info
 
 

@@ -167,20 +167,21 @@ def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: 
     n_events = check_int("n_events", n_events)
     record = generation_record(cls.name, seed, acc)
     store = ShardStore.for_file(path, record)
-    t0 = time.perf_counter()
-    job = functools.partial(dimuon.simulate_shard, cls.name, int(seed), acc)
-    arrays, used = shards.run_labelled(job, n_events, cls.label, workers, f"{cls.name} -> mu mu events", progress,
-                                       dimuon.SHARD_FACTOR, store, dask)
-    wall = time.perf_counter() - t0
-    seconds = sum(s["stats"]["seconds"] for s in used)
-    info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used), "wall_seconds": wall,
-            "shard_seconds": seconds, "workers": int(workers), "accepted_per_core_second": n_events / seconds,
-            **shards.run_counts(used)}
-    attrs = {**generation_attrs(record, cls.description, "n_events", n_events, used,
-                                lambda k: derive_seed(seed, "dimuon", cls.name, k)),
-             "muon_fields": ["px", "py", "pz", "E"], "muon_units": "GeV"}
-    write_dimuons(path, arrays, attrs)
-    store.finish(keep_shards)
+    with store.use():  # shared with any other process making this file
+        t0 = time.perf_counter()
+        job = functools.partial(dimuon.simulate_shard, cls.name, int(seed), acc)
+        arrays, used = shards.run_labelled(job, n_events, cls.label, workers, f"{cls.name} -> mu mu events", progress,
+                                           dimuon.SHARD_FACTOR, store, dask)
+        wall = time.perf_counter() - t0
+        seconds = sum(s["stats"]["seconds"] for s in used)
+        info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used), "wall_seconds": wall,
+                "shard_seconds": seconds, "workers": int(workers), "accepted_per_core_second": n_events / seconds,
+                **shards.run_counts(used)}
+        attrs = {**generation_attrs(record, cls.description, "n_events", n_events, used,
+                                    lambda k: derive_seed(seed, "dimuon", cls.name, k)),
+                 "muon_fields": ["px", "py", "pz", "E"], "muon_units": "GeV"}
+        write_dimuons(path, arrays, attrs)
+        store.finish(keep_shards)
     return info
 
 

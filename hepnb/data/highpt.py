@@ -308,23 +308,24 @@ def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: in
     n_jets = check_int("n_jets", n_jets)
     record = generation_record(cls.name, seed, sel)
     store = ShardStore.for_file(path, record)
-    t0 = time.perf_counter()
-    job = functools.partial(highpt.simulate_shard, cls.name, int(seed), sel)
-    arrays, used = shards.run_labelled(job, n_jets, cls.label, workers, f"{cls.name} jets (1 TeV)", progress,
-                                       highpt.SHARD_FACTOR, store, dask)
-    seconds = sum(s["stats"]["seconds"] for s in used)
-    init = sum(s["stats"]["init_seconds"] for s in used)
-    info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used),
-            "two_matched": sum(s["stats"]["two_matched"] for s in used),
-            "kept_in_shards": sum(len(s["event_id"]) for s in used), "wall_seconds": time.perf_counter() - t0,
-            "shard_seconds": seconds, "init_seconds": init, "init_fraction": init / seconds,
-            "workers": int(workers), **shards.run_counts(used)}
-    info["jets_per_core_second"] = info["kept_in_shards"] / seconds
-    attrs = {**generation_attrs(record, cls.description, "n_jets", n_jets, used,
-                                lambda k: derive_seed(seed, "highpt", cls.name, k)),
-             "constituent_fields": ["px", "py", "pz", "E"], "units": "GeV"}
-    write_highpt(path, arrays, attrs)
-    store.finish(keep_shards)
+    with store.use():  # shared with any other process making this file
+        t0 = time.perf_counter()
+        job = functools.partial(highpt.simulate_shard, cls.name, int(seed), sel)
+        arrays, used = shards.run_labelled(job, n_jets, cls.label, workers, f"{cls.name} jets (1 TeV)", progress,
+                                           highpt.SHARD_FACTOR, store, dask)
+        seconds = sum(s["stats"]["seconds"] for s in used)
+        init = sum(s["stats"]["init_seconds"] for s in used)
+        info = {"shards": len(used), "tried": sum(s["stats"]["tried"] for s in used),
+                "two_matched": sum(s["stats"]["two_matched"] for s in used),
+                "kept_in_shards": sum(len(s["event_id"]) for s in used), "wall_seconds": time.perf_counter() - t0,
+                "shard_seconds": seconds, "init_seconds": init, "init_fraction": init / seconds,
+                "workers": int(workers), **shards.run_counts(used)}
+        info["jets_per_core_second"] = info["kept_in_shards"] / seconds
+        attrs = {**generation_attrs(record, cls.description, "n_jets", n_jets, used,
+                                    lambda k: derive_seed(seed, "highpt", cls.name, k)),
+                 "constituent_fields": ["px", "py", "pz", "E"], "units": "GeV"}
+        write_highpt(path, arrays, attrs)
+        store.finish(keep_shards)
     return info
 
 

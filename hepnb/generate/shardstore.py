@@ -20,13 +20,14 @@ Once the sample is written the folder is removed, unless it is asked to be kept.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ class ShardStore:
         if not re.fullmatch(r"[0-9a-f]{64}", str(record_hash)):
             raise ValueError(f"record_hash must be a SHA-256 hex digest, got {record_hash!r}")
         self.folder, self.record_hash = Path(folder), str(record_hash)
+        self._lock: Any = None  # the open lock file while :meth:`use` holds it
         self.loaded: list[int] = []
         self.saved: list[int] = []
         self.rejected: list[int] = []
@@ -167,10 +169,33 @@ class ShardStore:
         ``n_rows``, read only when it is used (:class:`ShardColumn`)."""
         return ShardColumn(self, tuple(shards), key, n_rows)
 
+    @contextlib.contextmanager
+    def use(self) -> Iterator[ShardStore]:
+        """Hold a shared lock on the folder while a generation runs, merges and writes: two processes making the same
+        file at once (two notebooks, two commands) share the finished shards, and :meth:`finish` in one of them
+        leaves the folder to the other instead of deleting shards it is about to merge."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = open(self.folder / ".lock", "a+b")  # noqa: SIM115 - held until the generation ends
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            self._lock = lock
+            yield self
+        finally:
+            self._lock = None
+            lock.close()  # releases the lock
+
     def finish(self, keep: bool = False) -> None:
-        """After the merged sample is written: remove the folder of shards, unless ``keep``."""
-        if not keep:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """After the merged sample is written: remove the folder of shards, unless ``keep``, or unless another
+        process is generating the same file (it holds the folder's lock, :meth:`use`; it removes it when done)."""
+        if keep:
+            return
+        if self._lock is not None:
+            lock = self._lock
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # only if no one else holds it
+            except BlockingIOError:
+                return
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class ShardColumn:
