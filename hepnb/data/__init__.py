@@ -11,6 +11,7 @@
 ``highpt``    ``HighPtSample``, the ``hepnb-highpt`` files of 1 TeV g, q, W, Z, t jets and their cache
 ``hls4ml``    the real public hls4ml jet files, read into the same sample
 ``reweighting``  background weights in bins of one variable
+``generators``   the three generators under one interface, and the files every chapter reads at a scale (``plan``)
 
 Explained in ``book/data/resimulation.ipynb`` (dimuons and reweighting in ``book/symmetry/symmetry.ipynb``, the
 1 TeV jets and the hls4ml files in ``book/simplicity/simplicity.ipynb``).
