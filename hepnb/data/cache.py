@@ -77,8 +77,7 @@ def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, 
 
     sel = selection or resim.Selection()
     record = generation_record(class_name, seed, sel)
-    store = ShardStore.for_file(path, record)
-    with store.use():  # shared with any other process making this file
+    with ShardStore.generating(path, record, keep_shards) as store:
         arrays, info = shards.generate_class(class_name, n_events, seed=seed, selection=sel, workers=workers,
                                              progress=progress, store=store, dask=dask)
         arrays["label"] = np.full(len(arrays["event_id"]), CLASS_NAMES.index(class_name), dtype=np.int8)
@@ -96,7 +95,6 @@ def generate_file(path: str | os.PathLike[str], class_name: str, n_events: int, 
                      jet_feature_names=list(JET_FEATURE_NAMES),
                      jet_feature_units=[JET_FEATURE_UNITS[k] for k in JET_FEATURE_NAMES])
         write_resim(path, arrays, attrs)
-        store.finish(keep_shards)
     return info
 
 

@@ -166,8 +166,7 @@ def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: 
     acc = acceptance or dimuon.Acceptance()
     n_events = check_int("n_events", n_events)
     record = generation_record(cls.name, seed, acc)
-    store = ShardStore.for_file(path, record)
-    with store.use():  # shared with any other process making this file
+    with ShardStore.generating(path, record, keep_shards) as store:
         t0 = time.perf_counter()
         job = functools.partial(dimuon.simulate_shard, cls.name, int(seed), acc)
         arrays, used = shards.run_labelled(job, n_events, cls.label, workers, f"{cls.name} -> mu mu events", progress,
@@ -181,7 +180,6 @@ def generate_file(path: str | os.PathLike[str], name: str, n_events: int, seed: 
                                     lambda k: derive_seed(seed, "dimuon", cls.name, k)),
                  "muon_fields": ["px", "py", "pz", "E"], "muon_units": "GeV"}
         write_dimuons(path, arrays, attrs)
-        store.finish(keep_shards)
     return info
 
 

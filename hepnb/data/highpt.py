@@ -307,8 +307,7 @@ def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: in
     sel = selection or highpt.Selection()
     n_jets = check_int("n_jets", n_jets)
     record = generation_record(cls.name, seed, sel)
-    store = ShardStore.for_file(path, record)
-    with store.use():  # shared with any other process making this file
+    with ShardStore.generating(path, record, keep_shards) as store:
         t0 = time.perf_counter()
         job = functools.partial(highpt.simulate_shard, cls.name, int(seed), sel)
         arrays, used = shards.run_labelled(job, n_jets, cls.label, workers, f"{cls.name} jets (1 TeV)", progress,
@@ -325,7 +324,6 @@ def generate_file(path: str | os.PathLike[str], name: str, n_jets: int, seed: in
                                     lambda k: derive_seed(seed, "highpt", cls.name, k)),
                  "constituent_fields": ["px", "py", "pz", "E"], "units": "GeV"}
         write_highpt(path, arrays, attrs)
-        store.finish(keep_shards)
     return info
 
 

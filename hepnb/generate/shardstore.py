@@ -84,6 +84,18 @@ class ShardStore:
 
         return cls(shard_folder(path), hashlib.sha256(_json(record).encode()).hexdigest())
 
+    @classmethod
+    @contextlib.contextmanager
+    def generating(cls, path: str | os.PathLike[str], record: Mapping[str, Any], keep: bool = False
+                   ) -> Iterator[ShardStore]:
+        """The store of the sample file ``path`` for one generation: locked (:meth:`use`) while the body runs,
+        generates, merges and writes ``path``; finished (:meth:`finish`) if the body succeeds, so an interrupted or
+        failed generation keeps its shards for the next call."""
+        store = cls.for_file(path, record)
+        with store.use():
+            yield store
+            store.finish(keep)
+
     def path(self, shard: int, n: int) -> Path:
         """The file of shard ``shard`` generated with ``n`` events."""
         return self.folder / f"shard-{int(shard):05d}-n{int(n)}.npz"
