@@ -157,6 +157,23 @@ CHAPTERS: dict[str, dict[str, Knob]] = {
         "tsne_jets": Knob("count", 200, 1_000, 10_000, "test jets per class in each t-SNE map"),
         "workers": Knob("count", 2, 2, 16, "processes generating jets, and training models side by side on a CPU"),
     },
+    "benchmark": {
+        "n_events": Knob("count", 300, 10_000, 500_000,
+                         "H->bb and QCD hard events per class and seed, 70% for training, each showered five ways "
+                         "(the adversarial chapter's replicas; Rothen et al.: 500k)"),
+        "epochs": Knob("count", 2, 30, 100, "training epochs of every tagger, the shared core (the adversarial "
+                       "chapter's, so its checkpoints are reused)"),
+        "pretrain_epochs": Knob("count", 1, 10, 100, "RS3L contrastive pre-training epochs"),
+        "seeds": Knob("count", 2, 3, 5, "replicas (data, split, initial weights) per method (Rothen et al.: 5)"),
+        "batch_size": Knob("count", 128, 128, 128, "jets per minibatch of the shared core (Rothen et al., Table VII)"),
+        "lr": Knob("positive", 1e-4, 1e-4, 1e-4, "AdamW learning rate of the shared core (Rothen et al.)"),
+        "hessian_jets": Knob("count", 128, 1_024, 4_096, "training jets in the batch whose loss Hessian is "
+                             "analysed"),
+        "rel_error": Knob("fraction", 0.2, 0.05, 0.02, "target relative standard error of Hutchinson's trace"),
+        "max_probes": Knob("count", 16, 160, 1_000, "Hutchinson probes at most per trace"),
+        "workers": Knob("count", 2, 2, 16, "processes generating jets, and training and measuring models side by "
+                        "side on a CPU"),
+    },
 }
 
 

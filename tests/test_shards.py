@@ -416,7 +416,7 @@ class _Loaded(Exception):
     pass
 
 
-@pytest.mark.parametrize("chapter", ["data", "adversarial", "symmetry", "simplicity", "rs3l"])
+@pytest.mark.parametrize("chapter", ["data", "adversarial", "symmetry", "simplicity", "rs3l", "benchmark"])
 def test_plan_names_the_files_each_chapter_loads(monkeypatch, chapter):
     """Each study's first data load asks for exactly a file of its ``data_requests`` (recorded, then stopped)."""
     import importlib
@@ -442,7 +442,8 @@ def test_plan_names_the_files_each_chapter_loads(monkeypatch, chapter):
             "adversarial": lambda: study.load_replicas(cfg.n_events, [cfg.seed], cfg.batch_size),
             "symmetry": lambda: study.load_replicas(cfg.n_events, [cfg.seed], [cfg.sigma]),
             "simplicity": lambda: study.load_data(cfg.n_jets, cfg.seed),
-            "rs3l": lambda: study.load_data(cfg.n_events, cfg.constituents, cfg.seed)}[chapter]
+            "rs3l": lambda: study.load_data(cfg.n_events, cfg.constituents, cfg.seed),
+            "benchmark": lambda: study.load_replicas(cfg.n_events, [cfg.seed], 1, cfg.batch_size)}[chapter]
     with pytest.raises(_Loaded):
         load()
     wanted = {(r.generator, r.class_name, r.n, r.seed) for r in study.data_requests(cfg)}

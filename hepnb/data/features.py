@@ -335,6 +335,50 @@ def boosted_features(p4: Any, mask: Any, beta: Any) -> Any:
     return kinematic_features(boost(p4, beta[:, None, :]), mask)
 
 
+def boosted_inputs(x: Any, p4: Any, mask: Any, jet_p4: Any, beta: Any) -> tuple[Any, Any]:
+    """``(x', jet')``: the 15 constituent features ``x`` (B, C, 15) and the 2 jet features of jets whose constituents
+    ``p4`` (B, C, 4) *and* jet axis ``jet_p4`` (B, 4) are boosted by one velocity per jet, ``beta`` (B, 3).
+
+    The seven kinematic columns are recomputed from the boosted 4-vectors with the boosted jet as the axis and the
+    pT / E reference, so ``beta = 0`` gives back the features :func:`sample_features` made (up to float32 rounding);
+    charge, impact parameters and particle flags are kept (a boost does not change what a particle is, and the
+    impact parameters are not re-derived). The jet features are those of the boosted jet: its pT changes, its mass
+    does not. NumPy or torch like ``p4``. The SEAL transformation of the dense tagger in
+    ``book/benchmark/benchmark.ipynb``."""
+    from hepnb.physics.kinematics import boost
+
+    if is_torch(p4):
+        import torch
+
+        beta = torch.as_tensor(beta, dtype=torch.float64, device=p4.device)
+        p4, jet_p4 = p4.double(), torch.as_tensor(jet_p4, device=p4.device).double()
+        cat = torch.cat
+    else:
+        beta, p4, jet_p4 = (np.asarray(a, dtype=np.float64) for a in (beta, p4, jet_p4))
+        cat = np.concatenate
+    if tuple(beta.shape) != (p4.shape[0], 3) or tuple(jet_p4.shape) != (p4.shape[0], 4):
+        raise ValueError(f"beta must be (B, 3) and jet_p4 (B, 4) with B = {p4.shape[0]} jets, got "
+                         f"{tuple(beta.shape)} and {tuple(jet_p4.shape)}")
+    jet = boost(jet_p4, beta)
+    kinematic = kinematic_features(boost(p4, beta[:, None, :]), mask, jet_p4=jet)
+    return cat([kinematic, x[..., len(KINEMATIC_FEATURES):]], -1), jet_features(jet)
+
+
+class JetInputBoost:
+    """The transformation ``g`` of Glowacki's SEAL loss for the dense tagger's inputs: one random Lorentz boost per
+    jet (``|beta|^2`` uniform in ``[0, beta2_max)``, direction uniform; a new draw at every call from a NumPy
+    generator seeded with ``seed``), applied by :func:`boosted_inputs` to a batch's ``p4`` and ``jet_p4``; returns
+    the batch with ``x`` and ``jet`` replaced. Explained in ``book/benchmark/benchmark.ipynb``."""
+
+    def __init__(self, seed: int = 0, beta2_max: float = 0.95):
+        self._velocities = JetBoost(seed, beta2_max)
+
+    def __call__(self, batch: Any) -> dict[str, Any]:
+        beta = self._velocities.velocities(int(batch["p4"].shape[0]))
+        x, jet = boosted_inputs(batch["x"], batch["p4"], batch["mask"], batch["jet_p4"], beta)
+        return {**batch, "x": x, "jet": jet}
+
+
 class BoostInputs:
     """The ``g`` of Glowacki's R(ε) (eq. 6) on model inputs ``(x, mask)``: the features of the same jets boosted by
     fixed velocities ``beta`` (B, 3), recomputed from their 4-vectors ``p4`` (B, C, 4). Explained in

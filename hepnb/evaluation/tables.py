@@ -60,3 +60,58 @@ def format_pm(value: float, error: float, digits: int = 2, signed: bool = True) 
     """``"+1.23 ± 0.04"``: a value and its uncertainty at ``digits`` decimals, for results tables."""
     sign = "+" if signed else ""
     return f"{value:{sign}.{digits}f} ± {error:.{digits}f}"
+
+
+_SORT_SCRIPT = """<script>(function () {
+  var t = document.getElementById("%s");
+  if (!t || t.dataset.sortable) { return; }
+  t.dataset.sortable = "1";
+  Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+    th.style.cursor = "pointer";
+    th.title = "click to sort";
+    th.addEventListener("click", function () {
+      var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows), up = th.dataset.dir !== "up";
+      Array.prototype.forEach.call(t.tHead.rows[0].cells, function (h) { delete h.dataset.dir; });
+      th.dataset.dir = up ? "up" : "down";
+      rows.sort(function (a, b) {
+        var x = a.cells[i].dataset.sort, y = b.cells[i].dataset.sort, nx = parseFloat(x), ny = parseFloat(y);
+        var d = (isNaN(nx) || isNaN(ny)) ? String(x).localeCompare(String(y)) : nx - ny;
+        return up ? d : -d;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+})();</script>"""
+
+
+class SortableTable(Table):
+    """A :class:`Table` whose HTML sorts by any column on a click of its header (a few lines of inline script; in
+    a terminal it is a plain table). ``sort_keys``: per row, the numbers a column sorts by (a mean, where the cell
+    shows "mean ± error"); a column without one sorts by its text. Explained in ``book/benchmark/benchmark.ipynb``.
+    """
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], sort_keys: Sequence[Mapping[str, float]] | None = None,
+                 columns: Sequence[str] | None = None, title: str | None = None, precision: int = 4):
+        super().__init__(rows, columns, title, precision)
+        keys = [dict(k) for k in (sort_keys or [{} for _ in self.rows])]
+        if len(keys) != len(self.rows):
+            raise ValueError(f"sort_keys has {len(keys)} entries for {len(self.rows)} rows")
+        self.sort_keys = keys
+
+    def _repr_html_(self) -> str:
+        import hashlib
+
+        ident = "hepnb-sortable-" + hashlib.sha256(repr((self.title, self.columns, self.cells())).encode()
+                                                   ).hexdigest()[:12]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = []
+        for row, cells, keys in zip(self.rows, self.cells(), self.sort_keys):
+            tds = []
+            for c, text in zip(self.columns, cells):
+                key = keys.get(c, text)
+                tds.append(f'<td data-sort="{html.escape(str(key), quote=True)}">{html.escape(text)}</td>')
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return (f'<div style="overflow-x: auto; font-size: 0.8em; white-space: nowrap">'
+                f'<table class="hepnb-table hepnb-sortable" id="{ident}">{caption}<thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table></div>' + _SORT_SCRIPT % ident)

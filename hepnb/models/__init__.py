@@ -5,6 +5,9 @@ and where we differ.
 ``transformer``  the jet transformer of Glowacki (Sec. 3.2), explained in ``book/landscape/sharpness.ipynb``
 ``dimuon``       the PFN, Lorentz-invariant and hybrid networks of Nabat et al. (App. B), explained in
                  ``book/symmetry/symmetry.ipynb``
+``edgeconv``     the dynamic-edge-convolution backbone of Harris et al. (RS3L), explained in ``book/rs3l/rs3l.ipynb``
+``pairwise``     pairwise Lorentz invariants of jet constituents and the jet hybrid (Nabat et al.'s idea on jets),
+                 explained in ``book/benchmark/benchmark.ipynb``
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from torch import nn
 
 from hepnb.physics.kinematics import minkowski_dot, pt
 
-__all__ = ["GEV_SCALE", "POOLINGS", "mlp", "invariants", "leading_pt", "PFN", "InvariantNet", "HybridNet"]
+__all__ = ["GEV_SCALE", "POOLINGS", "mlp", "signed_log", "invariants", "leading_pt", "PFN", "InvariantNet", "HybridNet"]
 
 GEV_SCALE = 100.0  # GeV: the fixed unit of the models' 4-vector and pT inputs
 POOLINGS: dict[str, str] = {
@@ -60,6 +60,12 @@ def mlp(sizes: Sequence[int], out: int | None = None) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def signed_log(x: torch.Tensor) -> torch.Tensor:
+    """``sign(x) log(1 + |x|)``: how the invariants [GeV^2] enter the networks (as in Nabat et al.'s code); odd,
+    monotonic, finite at 0, and of order 10 for the largest products at LHC energies."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
 def _check(p4: torch.Tensor) -> torch.Tensor:
     if p4.ndim != 3 or p4.shape[1:] != (2, 4):
         raise ValueError(f"expected the two muons' 4-vectors shaped (B, 2, 4), got {tuple(p4.shape)}")
@@ -75,7 +81,7 @@ def invariants(p4: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tens
     p = _check(p4).double()
     a, b = p[:, 0], p[:, 1]
     x = torch.stack([minkowski_dot(a, a), minkowski_dot(b, b), minkowski_dot(a, b)], dim=-1)
-    return (torch.sign(x) * torch.log1p(x.abs())).to(p4.dtype if dtype is None else dtype)
+    return signed_log(x).to(p4.dtype if dtype is None else dtype)
 
 
 def _dtype(module: nn.Module) -> torch.dtype:

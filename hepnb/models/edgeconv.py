@@ -212,14 +212,16 @@ class EdgeConvBackbone(nn.Module):
 
 class RS3LTagger(nn.Module):
     """A backbone with the RS3L fine-tuning head (Harris et al., Sec. II D): ``Linear(8 -> 1)`` on the
-    L2-normalised representation; ``forward(x, mask) -> logit`` (the sigmoid is in the loss).
+    L2-normalised representation; ``forward(x, mask) -> logit`` (the sigmoid is in the loss). Any backbone with an
+    ``out_features`` attribute works: the head passes the inputs on as they come, so the dense backbone of the
+    cross-shower benchmark (``book/benchmark/benchmark.ipynb``) is called as ``forward(x, jet, mask)``.
 
     ``freeze_backbone=True`` is the *fixed* fine-tuning: the backbone's weights get no gradient (and stay
     bit-identical); ``False`` is *floating* (or, from random weights, the fully supervised network). Explained in
     ``book/rs3l/rs3l.ipynb``.
     """
 
-    def __init__(self, backbone: EdgeConvBackbone, freeze_backbone: bool = False):
+    def __init__(self, backbone: nn.Module, freeze_backbone: bool = False):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(backbone.out_features, 1)
@@ -227,14 +229,22 @@ class RS3LTagger(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad_(not self.frozen)
 
-    def representation(self, x: Tensor, mask: Tensor) -> Tensor:
-        """The L2-normalised representation the head sees."""
-        return F.normalize(self.backbone(x, mask), dim=-1)
+    def train(self, mode: bool = True) -> RS3LTagger:
+        """A fixed backbone stays in eval mode: its batch normalisation (the dense backbone has some) must not
+        update its running statistics while the head trains, or the "fixed" representation would drift."""
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def representation(self, *inputs: Tensor) -> Tensor:
+        """The L2-normalised representation the head sees."""
+        return F.normalize(self.backbone(*inputs), dim=-1)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
         if self.frozen:
             with torch.no_grad():
-                z = self.representation(x, mask)
+                z = self.representation(*inputs)
         else:
-            z = self.representation(x, mask)
+            z = self.representation(*inputs)
         return self.head(z).squeeze(-1)

@@ -7,4 +7,8 @@ lifting and its paper's published values, so that the notebook reads as narrativ
 ``adversarial``  Rothen et al.: adversarial training across simulators (``book/adversarial/``)
 ``symmetry``     Nabat et al.: general, Lorentz-invariant and hybrid networks on Z vs gamma* dimuons
                  (``book/symmetry/``)
+``simplicity``   Glowacki: the SEAL soft Lorentz-symmetry loss, curvature, robustness, distillation
+                 (``book/simplicity/``)
+``rs3l``         Harris et al.: re-simulation-based contrastive pre-training and fine-tuning (``book/rs3l/``)
+``benchmark``    every method of the four papers on one cross-shower benchmark (``book/benchmark/``)
 """

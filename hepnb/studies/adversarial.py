@@ -139,6 +139,7 @@ class SimulatorSplits:
     test_labels: np.ndarray
     n_per_class: dict[str, dict[str, int]]
     data_key: dict[str, Any]
+    datasets: dict[str, JetDataset] = field(default_factory=dict)  # "train", "val", "test"
 
     def train(self, simulator: str, seed: int) -> TensorBatches:
         """Fresh shuffled training batches of one simulator: the order depends on ``seed`` only, never on what was
@@ -164,7 +165,7 @@ def simulator_splits(sample: JetSample, simulators: Sequence[str] = SIMULATORS,
            "seed": int(seed), "batch_size": int(batch_size), "n_constituents": N_CONSTITUENTS}
     return SimulatorSplits(tuple(simulators), sets["train"], int(batch_size), val, test, mass,
                            sets["test"].labels.copy(),
-                           {k: dict(v.n_per_class) for k, v in sets.items()}, key)
+                           {k: dict(v.n_per_class) for k, v in sets.items()}, key, sets)
 
 
 def data_requests(cfg: Any) -> list[Any]:

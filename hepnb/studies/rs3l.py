@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import functools
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,13 +49,14 @@ from hepnb.models.edgeconv import EdgeConvBackbone, RS3LTagger
 from hepnb.physics.substructure import n2 as n2_of
 from hepnb.training.checkpoints import load_if_usable, load_or_train
 from hepnb.training.loop import fit, predict
-from hepnb.training.parallel import run_jobs
+from hepnb.training.parallel import run_jobs, share_memory
 from hepnb.training.tasks import BinaryTask, ContrastiveTask
 from hepnb.validation import check_int
 
 __all__ = ["data_requests", "CLASSES",
            "TRAINING_VERSION", "KIND", "HARRIS", "AUGMENTATIONS", "AUG_LABELS", "EFFICIENCIES", "LR_GRID",
-           "ORIGINS", "CLASSIFIERS", "RS3LData", "load_data", "Settings", "settings", "make_backbone", "Job", "train",
+           "ORIGINS", "CLASSIFIERS", "PRETRAIN_LR", "PRETRAIN_BATCH", "TEMPERATURE", "schedule",
+           "RS3LData", "load_data", "Settings", "settings", "make_backbone", "Job", "train",
            "scores",
            "lr_scan_jobs", "choose_lr", "lr_rows", "main_jobs", "architecture_rows", "split_rows",
            "convergence", "load_backbone", "representations", "discriminating_dimension", "rejection_rows",
@@ -406,7 +406,9 @@ def _fig2(model: nn.Module, batches: Sequence[Mapping[str, Any]], is_h: np.ndarr
             "mean_h_vs_qcd": float(F.cosine_similarity(mean_h, mean_q, dim=0))}
 
 
-def _schedule(lr: float):
+def schedule(lr: float):
+    """The reference's optimiser and schedule at learning rate ``lr``: ``(make_optimiser, make_scheduler)`` for
+    :func:`hepnb.training.loop.fit`, Adam and a StepLR halving the rate every 50 epochs."""
     make_opt = functools.partial(torch.optim.Adam, lr=lr)
     make_sched = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=STEP_EPOCHS, gamma=STEP_GAMMA)
     return make_opt, make_sched
@@ -422,7 +424,7 @@ def _pretrain(job: Job, data: RS3LData, st: Settings, model: EdgeConvBackbone, d
     is_h = data.label[val_rows] == CLASS_NAMES.index("hbb")
     model.eval()
     start_fig2 = _fig2(model, val_b, is_h)
-    make_opt, make_sched = _schedule(PRETRAIN_LR)
+    make_opt, make_sched = schedule(PRETRAIN_LR)
     start = time.perf_counter()
     history = fit(model, train_b, val_b, st.pretrain_epochs, device=device, progress=False,
                   task=ContrastiveTask(("x", "mask"), TEMPERATURE), make_optimiser=make_opt,
@@ -438,7 +440,7 @@ def _classifier(job: Job, data: RS3LData, st: Settings, model: RS3LTagger, devic
                              labels=y, seed=derive_seed(job.seed, "rs3l labelled", job.task))
     val_b = list(PartnerBatches(jets, data.rows_of("val", job.task), partners, 1000, "mixture", labels=y,
                                 shuffle=False, fixed=True, seed=derive_seed(job.seed, "rs3l val", job.task)))
-    make_opt, make_sched = _schedule(job.lr)
+    make_opt, make_sched = schedule(job.lr)
     start = time.perf_counter()
     history = fit(model, train_b, val_b, st.epochs, device=device, progress=False,
                   task=BinaryTask(input_keys=("x", "mask")),
@@ -475,28 +477,13 @@ def _run(job: Job, data: RS3LData, st: Settings, device: str) -> dict[str, Any]:
     return {**meta, "trained": trained}
 
 
-def _share(data: RS3LData) -> bool:
-    """Move the features to shared memory for the worker pool; False (with a warning) where the machine's shared
-    memory cannot hold them (a container's default /dev/shm is 64 MB), so the caller trains in this process."""
-    try:
-        for t in (data.x, data.mask):
-            t.share_memory_()
-    except RuntimeError as err:
-        size = (data.x.numel() * data.x.element_size() + data.mask.numel()) / 2**20
-        warnings.warn(f"the RS3L features ({size:.0f} MB) do not fit in shared memory ({err}); training in one "
-                      "process instead of a worker pool (enlarge /dev/shm, e.g. docker --shm-size, to use it)",
-                      RuntimeWarning, stacklevel=3)
-        return False
-    return True
-
-
 def train(jobs: Sequence[Job], data: RS3LData, st: Settings, workers: int = 1, device: str = "cpu"
           ) -> dict[Job, dict]:
     """Every job trained (or loaded): ``{job: meta}``. Pre-trainings run first, then the classifiers that start
     from them; on a CPU each runs single-threaded in ``workers`` spawned processes (the same bits for any worker
     count)."""
     jobs = list(dict.fromkeys(jobs))
-    if device == "cpu" and workers > 1 and not _share(data):
+    if device == "cpu" and workers > 1 and not share_memory((data.x, data.mask), "the RS3L features"):
         workers = 1
     needed = [j.backbone for j in jobs if j.kind in ("fixed", "floating")]
     first = list(dict.fromkeys([j for j in jobs if j.kind == "pretrain"] + needed))

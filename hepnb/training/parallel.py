@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from hepnb.validation import check_int
 
-__all__ = ["one_thread", "run_jobs"]
+__all__ = ["one_thread", "run_jobs", "share_memory"]
 
 
 @contextlib.contextmanager
@@ -30,6 +31,22 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def share_memory(tensors: Sequence[torch.Tensor], what: str) -> bool:
+    """Move ``tensors`` to shared memory, so that a worker pool gets them as handles (a few hundred bytes each)
+    instead of a copy per job; False (with a warning naming ``what``) where the machine's shared memory cannot hold
+    them (a container's default /dev/shm is 64 MB): the caller then runs its jobs in one process."""
+    try:
+        for t in tensors:
+            t.share_memory_()
+    except RuntimeError as err:
+        size = sum(t.numel() * t.element_size() for t in tensors) / 2**20
+        warnings.warn(f"{what} ({size:.0f} MB) do not fit in shared memory ({err}); running in one process instead "
+                      "of a worker pool (enlarge /dev/shm, e.g. docker --shm-size, to use it)", RuntimeWarning,
+                      stacklevel=3)
+        return False
+    return True
 
 
 def _single_threaded(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
