@@ -243,3 +243,22 @@ def test_sortable_table_carries_its_sort_keys():
     assert html.count('id="hepnb-sortable-') == 1 and "0.91 ± 0.01" in str(table)
     with pytest.raises(ValueError, match="sort_keys"):
         SortableTable([{"a": 1}], [{}, {}])
+
+
+def test_the_jsd_floor_is_what_a_mass_blind_cut_gives():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(800, int), np.zeros(800, int)]
+    mass = rng.uniform(20, 280, 1600)
+    curvature = {"lambda1": 1.0, "trace": 1.0}
+
+    def result(scores, seed):
+        return study.Result("default", seed, np.repeat(scores[:, None], 5, 1).astype(np.float32), labels, mass,
+                            curvature, 1.0)
+
+    blind = {("default", s): result(rng.random(1600), s) for s in (0, 1)}
+    floor = study.jsd_floor(blind, draws=50)
+    assert 0 < floor < 0.2
+    jsd = np.mean(study.values(blind)["default"]["jsd"])
+    assert abs(jsd - floor) < 3 * 0.02  # random scores sculpt nothing: they sit at the floor
+    sculpting = {("default", s): result(-np.abs(mass - 125) + rng.normal(0, 5, 1600), s) for s in (0, 1)}
+    assert np.mean(study.values(sculpting)["default"]["jsd"]) > 5 * floor  # a cut on mass sits far above it
