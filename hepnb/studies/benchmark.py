@@ -846,7 +846,7 @@ def summary(vals: Mapping[str, Mapping[str, np.ndarray]]) -> str:
     c = correlations(vals)
 
     def names(ms: Sequence[str]) -> str:
-        return ", ".join(METHODS[m].label for m in ms) or "none"
+        return "; ".join(METHODS[m].label for m in ms) or "none"  # labels hold commas themselves
 
     sign = "positive (sharper, larger drops)" if c["pearson"] > 0 else "negative (sharper, *smaller* drops)"
     second = (f"* **Better than the default there** (paired verdict \"yes\"): {len(better)} of {len(others)} "
