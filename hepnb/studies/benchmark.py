@@ -60,14 +60,14 @@ from hepnb.validation import check_int
 
 __all__ = ["TRAINING_VERSION", "ANALYSIS_VERSION", "KIND", "CLASSES", "VARIATIONS", "SHIFTS", "EFFICIENCY",
            "JSD_EFFICIENCY",
-           "Method", "METHODS", "ORDER", "SHIFT_LABELS", "STYLES", "MAIN", "CONTROLS", "Replica", "load_replica",
+           "Method", "METHODS", "ORDER", "SHIFT_LABELS", "STYLES", "CONTROLS", "Replica", "load_replica",
            "load_replicas",
            "data_requests", "split_rows", "method_rows", "Settings", "settings", "training_events", "training_rows",
            "run",
            "Result", "values", "summary_rows", "rank", "shift_rows", "pareto_front", "pareto_points",
            "sharpness_points", "correlations", "correlation_rows", "claims_rows", "verdicts", "summary",
-           "cost_rows",
-           "hybrid_weights", "rejection_counts", "jsd_floor", "GLOWACKI_LAMBDA", "GLOWACKI_BETA2_MAX", "SHARED_BACKBONE"]
+           "cost_rows", "hybrid_weights", "rejection_counts", "jsd_floor", "GLOWACKI_LAMBDA", "GLOWACKI_BETA2_MAX",
+           "SHARED_BACKBONE"]
 
 TRAINING_VERSION = 1  # bump when a change to this chapter's training makes its checkpoints wrong
 ANALYSIS_VERSION = 1  # bump when a change to the measurements makes the cached results wrong
@@ -149,10 +149,8 @@ STYLES: dict[str, tuple[str, str]] = {
     "rs3l_fixed": ("darkred", "s"), "rs3l_floating": ("tab:red", "s"), "augmented": ("tab:green", "^"),
     "rs3l_floating_sf": ("tab:red", "s"), "augmented_sf": ("tab:green", "^")}
 CONTROLS: tuple[str, ...] = tuple(k for k, m in METHODS.items() if m.control)
-MAIN: tuple[str, ...] = tuple(k for k in ORDER if k not in CONTROLS)
 _ROTHEN = ("default", "fgsm", "pgd", "sam", "ssamd")
 _RS3L = ("rs3l_fixed", "rs3l_floating", "rs3l_floating_sf")
-_BOOST_KEYS = ("x", "jet", "mask", "p4", "jet_p4")
 
 
 def _inputs(method: str) -> tuple[str, ...]:
@@ -370,16 +368,11 @@ def training_rows(replicas: Mapping[int, Replica], st: Settings, methods: Sequen
     return rows
 
 
-def _val_batches(method: str, replica: Replica) -> list[dict[str, torch.Tensor]]:
-    """The nominal validation jets (every method chooses its epoch on nominal jets only)."""
-    return list(replica.batches("val"))
-
-
 def _fit(model: nn.Module, method: str, replica: Replica, st: Settings, device: str, task: Any = None
          ) -> dict[str, Any]:
     task = task or BinaryTask(input_keys=_inputs(method))
-    start = time.perf_counter()
-    history = fit(model, _train_batches(method, replica, st), _val_batches(method, replica), st.epochs, lr=st.lr,
+    start = time.perf_counter()  # every method picks its epoch on the nominal validation jets
+    history = fit(model, _train_batches(method, replica, st), list(replica.batches("val")), st.epochs, lr=st.lr,
                   device=device, progress=False, task=task,
                   make_optimiser=lambda params: torch.optim.AdamW([p for p in params if p.requires_grad], lr=st.lr,
                                                                   weight_decay=1e-2))
