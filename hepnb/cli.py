@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     from hepnb.data.generators import GENERATORS
 
     top = _Parser(prog="python -m hepnb", description="Generate the book's data ahead of the notebooks.")
-    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{generate,data}")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                             metavar="{generate,data,estimate,report}")
 
     def backend_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--workers", type=int, default=None, metavar="W",
@@ -78,7 +79,25 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=None, metavar="S", help="seed base (default: the scale's)")
     d.add_argument("--chapters", default=None, metavar="KEYS", help="comma-separated chapter keys (default: all)")
     d.add_argument("--dry-run", action="store_true", help="list the files and what is cached; generate nothing")
+    d.add_argument("--record", default=None, metavar="FILE",
+                   help="write each file's generation seconds to this timing record (make book: _build/data-times.json)")
     backend_options(d)
+
+    e = sub.add_parser("estimate", help="before a book build: what will be generated and run, and how long",
+                       description="What `make book` will generate and execute, with times from the measured "
+                                   "record (book/timings.json).")
+    e.add_argument("--scale", choices=SCALES, default="book", help="scale (default: book)")
+    e.add_argument("--build", default="_build", metavar="DIR", help="the book's build folder (default: _build)")
+    e.add_argument("--workers", type=int, default=None, metavar="W",
+                   help=f"processes of the data step (default: all {os.cpu_count()} cores)")
+    e.add_argument("--data-dir", default=None, metavar="DIR", help="cache folder (default: $HEPNB_DATA or data/)")
+
+    r = sub.add_parser("report", help="after a book build: seconds per page, the longest cells, failures last",
+                       description="Print the timing record of the last book build (<build>/timings.json); exit "
+                                   "status 1 if a notebook failed.")
+    r.add_argument("--build", default="_build", metavar="DIR", help="the book's build folder (default: _build)")
+    r.add_argument("--save", action="store_true",
+                   help="also merge it into the measured record book/timings.json (make timings)")
     return top
 
 
@@ -134,8 +153,12 @@ def _backend(args: argparse.Namespace) -> Iterator[tuple[int, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         os.environ["HEPNB_DATA"] = str(args.data_dir)
+    if args.command == "estimate":
+        return _estimate(args)
+    if args.command == "report":
+        return _report(args)
     from hepnb.data.generators import generator
 
     _check_backend(args)
@@ -155,21 +178,116 @@ def _run(args: argparse.Namespace) -> int:
             return 0
     force = getattr(args, "force", False)
     missing = [row for row in rows if force or row[3] < row[0].n]
+    record = _DataRecord(getattr(args, "record", None), getattr(args, "scale", None))
     for r, gen, path, have in rows:
         if not (force or have < r.n):
             _say(f"{r.generator} {r.class_name}: {path} already holds {have:,d} >= {r.n:,d} {gen.unit}; nothing to do")
+            record.add(r, cached=True)
     if not missing:
+        record.save()
         return 0
     with _backend(args) as (workers, dask):
-        for r, gen, path, _ in missing:
+        for i, (r, gen, path, _) in enumerate(missing, start=1):
             start = time.perf_counter()
+            if len(missing) > 1:
+                _say(f"[{i}/{len(missing)}] {r.generator} {r.class_name} seed {r.seed}: {r.n:,d} {gen.unit}")
             info = gen.generate(path, r.class_name, r.n, seed=r.seed, workers=workers, dask=dask,
                                 keep_shards=args.keep_shards, progress=not args.quiet)
+            seconds = time.perf_counter() - start
             shards = f"{info['shards']} shard{'s' if info['shards'] != 1 else ''}"
             _say(f"{r.generator} {r.class_name}: wrote {path} ({r.n:,d} {gen.unit}; {shards}: "
-                 f"{info['generated']} generated, {info['reused']} reused; {time.perf_counter() - start:.1f} s on "
-                 f"{info['backend']})")
+                 f"{info['generated']} generated, {info['reused']} reused; {seconds:.1f} s on {info['backend']})")
+            record.add(r, seconds=seconds, workers=workers, reused=info["reused"])
+            record.save()
+    record.save()
     return 0
+
+
+class _DataRecord:
+    """The data step's part of a build's timing record (:mod:`hepnb.buildreport`), if ``--record`` asks for it."""
+
+    def __init__(self, path: str | None, scale: str | None) -> None:
+        from hepnb.buildreport import new_record
+
+        self.path = path
+        self.record = new_record(scale or "")
+
+    def add(self, r: Any, seconds: float = 0.0, workers: int = 0, reused: int = 0, cached: bool = False) -> None:
+        self.record["data"].append({"generator": r.generator, "class": r.class_name, "seed": r.seed, "n": r.n,
+                                    "seconds": round(seconds, 2), "workers": workers, "reused": reused,
+                                    "cached": cached})
+
+    def save(self) -> None:
+        if self.path:
+            from hepnb.buildreport import write_record
+
+            write_record(self.path, self.record)
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    """``python -m hepnb estimate``: the data plan's missing files and the notebooks the execution cache lacks, with
+    times from ``book/timings.json``."""
+    from hepnb import buildreport
+    from hepnb.config import data_dir, repo_root
+    from hepnb.data.generators import generator, plan
+    from hepnb.toc import notebooks
+
+    workers = check_int("--workers", args.workers or os.cpu_count() or 1, error=ConfigError)
+    root = repo_root()
+    files = [{"generator": r.generator, "class": r.class_name, "seed": r.seed, "n": r.n,
+              "have": generator(r.generator).cached(r.path())} for r in plan(args.scale)]
+    pages = [p.as_posix() for p in notebooks(root)]
+    record = buildreport.read_record(root / buildreport.RECORD, missing_ok=True)
+    if record is not None and record.get("scale") != args.scale:
+        record = None
+    cached = _cached_pages(root, pages, os.path.join(args.build, ".jupyter_cache"))
+    _say(f"make book at scale {args.scale}: the plan")
+    for line in buildreport.estimate(record, files, pages, cached, workers, data_dir()):
+        _say(line)
+    return 0
+
+
+def _cached_pages(root: Any, pages: Sequence[str], cache_path: str) -> list[str]:
+    """The notebooks whose executed outputs jupyter-cache holds (as myst-nb will match them)."""
+    if not os.path.isdir(cache_path):
+        return []
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache = get_cache(cache_path)
+    found = []
+    for page in pages:
+        try:
+            cache.match_cache_notebook(nbformat.read(os.path.join(root, page), as_version=4))
+            found.append(page)
+        except KeyError:
+            pass
+    return found
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``python -m hepnb report``: the last build's table, failures last; exit status 1 if one failed."""
+    from hepnb import buildreport
+    from hepnb.config import repo_root
+
+    path = os.path.join(args.build, "timings.json")
+    record = buildreport.read_record(path)
+    try:
+        timeout = buildreport.config_timeout(repo_root())
+    except (HepnbError, OSError):
+        timeout = None
+    _say("")
+    _say(f"book build at scale {record.get('scale')}, seconds per page ({path}):")
+    for line in buildreport.report(record, timeout):
+        _say(line)
+    if args.save:
+        if buildreport.failures(record):
+            raise ConfigError(f"{path} records a failed build; not saved as the measured record")
+        target = repo_root() / buildreport.RECORD
+        old = buildreport.read_record(target, missing_ok=True)
+        buildreport.write_record(target, buildreport.merge_record(old, record))
+        _say(f"saved as the measured record {target}")
+    return 1 if buildreport.failures(record) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

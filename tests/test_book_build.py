@@ -1,9 +1,11 @@
-"""The built book reads offline, and a progress bar renders as its final line.
+"""The built book reads offline, a progress bar renders as its final line, and the build reports its progress.
 
 Builds a two-page book in a temporary folder with the repository's own ``_config.yml``: a Markdown page with inline
 and display math, and a notebook whose cells run tqdm loops (one of ~3 s that refreshes ~60 times, one with
 ``leave=False``). Then it reads the HTML as a browser without network would: nothing may be loaded from another host,
-the MathJax script the pages load must be inside the build, and each bar must leave exactly one line.
+the MathJax script the pages load must be inside the build, and each bar must leave exactly one line. The build's
+terminal output must have a start, live and end line for the notebook, and its timing record every cell's seconds.
+A second small book with a notebook that raises must end its report with the notebook, the cell and the cause.
 """
 
 from __future__ import annotations
@@ -68,25 +70,38 @@ def _notebook() -> nbformat.NotebookNode:
     return nb
 
 
-@pytest.fixture(scope="module")
-def html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small book built with the repository's _config.yml; returns its _build/html folder."""
-    src = tmp_path_factory.mktemp("small_book")
+def _build(src: Path, notebooks: dict[str, nbformat.NotebookNode]) -> subprocess.CompletedProcess:
+    """Build a book of ``book/intro.md`` and ``notebooks`` (name -> notebook) in ``src`` as `make book` does."""
     (src / "book").mkdir()
     shutil.copy(ROOT / "_config.yml", src / "_config.yml")
     shutil.copy(ROOT / "book" / "references.bib", src / "book" / "references.bib")
-    (src / "_toc.yml").write_text(TOC)
+    (src / "_toc.yml").write_text(TOC.split("chapters:")[0] + "chapters:\n"
+                                  + "".join(f"  - file: book/{name}\n" for name in notebooks))
     (src / "book" / "intro.md").write_text(MATH_PAGE)
-    nbformat.write(_notebook(), src / "book" / "progress.ipynb")
-
+    for name, nb in notebooks.items():
+        nbformat.write(nb, src / "book" / f"{name}.ipynb")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")  # the venv's python3 kernel, as `make book`
-    done = subprocess.run(
-        [str(JUPYTER_BOOK), "build", str(src), "--builder", "html", "--warningiserror"],
+    env["HEPNB_PROGRESS_INTERVAL"] = "0.9"  # a live line every 0.9 s (first after 0.3 s) instead of every minute
+    return subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(src), "--builder", "html", "--warningiserror", "--keep-going"],
         env=env, capture_output=True, text=True, timeout=300,
     )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The small book built with the repository's _config.yml: its folder and the build's terminal output."""
+    src = tmp_path_factory.mktemp("small_book")
+    done = _build(src, {"progress": _notebook()})
     assert done.returncode == 0, f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    return src / "_build" / "html"
+    return src, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def html(built: tuple[Path, str]) -> Path:
+    """The small book's _build/html folder."""
+    return built[0] / "_build" / "html"
 
 
 def _pages(html: Path) -> list[Path]:
@@ -143,3 +158,40 @@ def test_each_progress_bar_renders_as_its_final_line(html: Path) -> None:
                          text, re.S)
     assert [o.strip() != "" for o in outputs] == [True, True], outputs
     assert any("inner loop done" in o for o in outputs)
+
+
+def test_the_build_prints_a_start_live_and_end_line_per_notebook(built: tuple[Path, str]) -> None:
+    out = built[1]
+    assert "[1/1] book/progress.ipynb: running 2 code cells" in out
+    live = [line for line in out.splitlines() if line.startswith("  progress.ipynb: code cell 1/2 `import time`")]
+    assert live, "no live line while the ~3 s cell ran:\n" + out[-3000:]
+    assert any("| steps:" in line and "%|" in line for line in live), live  # the cell's bar, as it was then
+    assert re.search(r"book/progress\.ipynb: done in \d+ s \(2 code cells; longest: code cell 1, \d+ s\)", out)
+
+
+def test_the_timing_record_has_every_code_cell(built: tuple[Path, str]) -> None:
+    from hepnb import buildreport
+
+    record = buildreport.read_record(built[0] / "_build" / "timings.json")
+    (page,) = record["pages"]
+    assert page["notebook"] == "book/progress.ipynb" and not page["cached"] and page["error"] is None
+    assert [c["cell"] for c in page["cells"]] == [1, 2]
+    first, second = (c["seconds"] for c in page["cells"])
+    assert 0.06 * N_STEPS <= first < 60 and second >= 20 * 0.03  # the cells sleep that long
+    assert first + second <= page["seconds"]
+
+
+def test_a_failing_notebook_is_named_with_its_cell_and_cause_at_the_end(tmp_path: Path) -> None:
+    nb = _notebook()
+    nb.cells[2:] = [nbformat.v4.new_code_cell("# the cause comes next\nraise ValueError('no jets left after the cut')"),
+                    nbformat.v4.new_code_cell("print('never runs')")]
+    done = _build(tmp_path, {"broken": nb})
+    assert done.returncode != 0
+    report = subprocess.run([sys.executable, "-m", "hepnb", "report", "--build", str(tmp_path / "_build")],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 1
+    last = report.stdout.strip().splitlines()[-1]
+    assert last == ("FAILED book/broken.ipynb, code cell 2 (`raise ValueError('no jets left after the cut')`): "
+                    "ValueError: no jets left after the cut"), report.stdout
+    # the build's own output says it as the notebook ends, before Sphinx's traceback
+    assert "FAILED book/broken.ipynb, code cell 2" in done.stdout + done.stderr
